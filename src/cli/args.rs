@@ -1,0 +1,199 @@
+//! Command-line arguments. The doc comments are the `--help` text; flag names, types and
+//! defaults are Linkerd's (`linkerd inject --help`), so existing scripts keep working.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::manifest::Format;
+
+/// A drop-in, Linkerd-compatible proxy injector.
+#[derive(Debug, Parser)]
+#[command(name = "proxy-injector", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add the Linkerd proxy to pod templates in Kubernetes manifests.
+    ///
+    /// By default only the `linkerd.io/inject: enabled` annotation (and any override
+    /// annotations from flags) is added, so the cluster's injector does the rest; with
+    /// --manual the proxy, its init container and volumes are added to the manifest itself.
+    ///
+    /// INPUT is a file, a directory (read recursively, in lexical order), `-` for stdin, or an
+    /// https:// URL. The result goes to stdout; a report goes to stderr.
+    Inject(Box<InjectArgs>),
+    /// Remove the Linkerd proxy and everything injection added from manifests.
+    Uninject(UninjectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Namespace in which Linkerd is installed.
+    #[arg(short = 'L', long, env = "LINKERD_NAMESPACE", default_value = "linkerd", global = true)]
+    pub linkerd_namespace: String,
+
+    /// Print the long report (and ignored annotation values as log lines on stderr).
+    #[arg(long, global = true)]
+    pub verbose: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+    pub output: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct UninjectArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Files, directories, `-` (stdin) or https:// URLs.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+}
+
+// Boolean flags take an optional `=true|false`, as Go's pflag does (`--native-sidecar=false`).
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Linkerd Helm values file(s) (the `values` key of the `linkerd-config` ConfigMap),
+    /// merged in order over the built-in edge-26.8.3 defaults. Repeatable.
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+
+    /// Include the proxy sidecar container spec in the YAML output (the "manual" option,
+    /// instead of only annotating for the cluster's injector).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub manual: Option<bool>,
+
+    /// Inject a debug sidecar for data plane debugging.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub enable_debug_sidecar: Option<bool>,
+
+    /// Enable ingress mode in the linkerd proxy.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub ingress: Option<bool>,
+
+    /// Ignore the cluster: accepted for compatibility; this CLI never contacts a cluster.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub ignore_cluster: Option<bool>,
+
+    /// Docker registry to pull images from ($LINKERD_DOCKER_REGISTRY).
+    #[arg(long, env = "LINKERD_DOCKER_REGISTRY", value_name = "REGISTRY")]
+    pub registry: Option<String>,
+
+    /// Linkerd proxy container image name [default: cr.l5d.io/linkerd/proxy].
+    #[arg(long)]
+    pub proxy_image: Option<String>,
+
+    /// Tag to be used for the Linkerd proxy images [default: the linkerdVersion value].
+    #[arg(short = 'v', long)]
+    pub proxy_version: Option<String>,
+
+    /// Docker image pull policy [default: IfNotPresent].
+    #[arg(long)]
+    pub image_pull_policy: Option<String>,
+
+    /// Proxy port to use for inbound traffic [default: 4143].
+    #[arg(long)]
+    pub inbound_port: Option<u32>,
+
+    /// Proxy port to use for outbound traffic [default: 4140].
+    #[arg(long)]
+    pub outbound_port: Option<u32>,
+
+    /// Proxy port to serve metrics on [default: 4191].
+    #[arg(long)]
+    pub admin_port: Option<u32>,
+
+    /// Proxy port to use for control [default: 4190].
+    #[arg(long)]
+    pub control_port: Option<u32>,
+
+    /// Ports and/or port ranges (inclusive) that should skip the proxy and send directly to
+    /// the application. Comma-separated and/or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub skip_inbound_ports: Vec<String>,
+
+    /// Outbound ports and/or port ranges (inclusive) that should skip the proxy.
+    #[arg(long, value_delimiter = ',')]
+    pub skip_outbound_ports: Vec<String>,
+
+    /// Ports that require identity. Comma-separated and/or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub require_identity_on_inbound_ports: Vec<String>,
+
+    /// Set opaque ports on the proxy [default: 25,587,3306,4444,5432,6379,9300,11211].
+    #[arg(long, value_delimiter = ',')]
+    pub opaque_ports: Vec<String>,
+
+    /// Run the proxy under this user ID [default: 2102].
+    #[arg(long, allow_negative_numbers = true)]
+    pub proxy_uid: Option<i64>,
+
+    /// Run the proxy under this group ID [default: -1, unset].
+    #[arg(long, allow_negative_numbers = true)]
+    pub proxy_gid: Option<i64>,
+
+    /// Log level for the proxy.
+    #[arg(long)]
+    pub proxy_log_level: Option<String>,
+
+    /// Amount of CPU units that the proxy sidecar requests.
+    #[arg(long)]
+    pub proxy_cpu_request: Option<String>,
+
+    /// Maximum amount of CPU units that the proxy sidecar can use.
+    #[arg(long)]
+    pub proxy_cpu_limit: Option<String>,
+
+    /// Amount of Memory that the proxy sidecar requests.
+    #[arg(long)]
+    pub proxy_memory_request: Option<String>,
+
+    /// Maximum amount of Memory that the proxy sidecar can use.
+    #[arg(long)]
+    pub proxy_memory_limit: Option<String>,
+
+    /// Deprecated: use --proxy-cpu-request.
+    #[arg(long, hide = true)]
+    pub proxy_cpu: Option<String>,
+
+    /// Deprecated: use --proxy-memory-request.
+    #[arg(long, hide = true)]
+    pub proxy_memory: Option<String>,
+
+    /// Enable service profiles for non-Kubernetes services.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub enable_external_profiles: Option<bool>,
+
+    /// Inbound policy to use to control inbound access to the proxy [default: all-unauthenticated].
+    #[arg(long)]
+    pub default_inbound_policy: Option<String>,
+
+    /// Enable the proxy as a native sidecar (an init container with restartPolicy: Always).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub native_sidecar: Option<bool>,
+
+    /// Seconds the proxy waits before exiting after its pod is asked to stop (classic
+    /// placement only).
+    #[arg(long, allow_negative_numbers = true)]
+    pub wait_before_exit_seconds: Option<i64>,
+
+    /// Sets nf_conntrack_tcp_timeout_close_wait (a Go duration such as 1m or 90s).
+    #[arg(long)]
+    pub close_wait_timeout: Option<String>,
+
+    /// No longer supported: identity is always required.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub disable_identity: Option<bool>,
+
+    /// Files, directories, `-` (stdin) or https:// URLs.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+}

@@ -1,0 +1,61 @@
+//! The offline CLI: `inject`, `uninject` (and later `check`) over files, directories, stdin
+//! and HTTPS URLs.
+//!
+//! Stdout carries only YAML or JSON; the human report goes to stderr after the documents, in
+//! Linkerd's exact format, so scripts and the conformance runner can compare it byte for byte.
+//! Exit codes: 0 success, 1 any error (nothing is written to stdout then).
+
+mod args;
+mod flags;
+mod input;
+mod pipeline;
+mod report;
+
+use std::io::Write;
+
+pub use args::{Cli, Command, InjectArgs, UninjectArgs};
+
+/// A failure before any document is processed: bad flags, unreadable inputs or values.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("{0}")]
+    Flag(String),
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{ns} is not a valid namespace")]
+    Namespace { ns: String },
+}
+
+/// What a command produced: stdout, stderr and the exit code. Kept in memory so that nothing
+/// half-written reaches stdout when a later document fails.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+/// Runs a parsed command line; `stdin` is read only for the input `-`.
+pub fn run(cli: Cli, stdin: &mut dyn std::io::Read) -> Output {
+    let result = match cli.command {
+        Command::Inject(a) => pipeline::inject(&a, stdin),
+        Command::Uninject(a) => pipeline::uninject(&a, stdin),
+    };
+    result.unwrap_or_else(|e| Output {
+        stdout: String::new(),
+        stderr: format!("Error: {e}\n"),
+        code: 1,
+    })
+}
+
+/// Writes an [`Output`] to the process's streams and returns its exit code.
+pub fn emit(out: &Output) -> i32 {
+    let mut so = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = so.write_all(out.stdout.as_bytes()).and_then(|_| so.flush());
+    let mut se = std::io::stderr().lock();
+    let _ = se.write_all(out.stderr.as_bytes());
+    out.code
+}

@@ -1,0 +1,233 @@
+//! `inject` and `uninject` over streams of documents (spec §9.5–§9.10).
+//!
+//! Every document is uninjected first (silently), then injected; the core's patch is applied
+//! to the parsed document. A document whose value ends up unchanged is written back exactly as
+//! it was read. Errors are collected per document; if there is any, stdout stays empty.
+
+use std::io::{IsTerminal, Read};
+
+use serde_json::Value;
+
+use super::args::{InjectArgs, UninjectArgs};
+use super::input::{self, Stream};
+use super::report::{self, Style};
+use super::{flags, Output, UsageError};
+use crate::config::{self, Values};
+use crate::decide::{Origin, Report};
+use crate::inject::{self, Mode, Request};
+use crate::manifest;
+use crate::uninject;
+
+fn valid_namespace(ns: &str) -> Result<(), UsageError> {
+    let ok = !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(UsageError::Namespace { ns: ns.to_string() })
+    }
+}
+
+fn load_values(files: &[std::path::PathBuf]) -> Result<Values, UsageError> {
+    let mut texts = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        let text = std::fs::read_to_string(f).map_err(|source| {
+            UsageError::Input(input::InputError::Io { path: name.clone(), source })
+        })?;
+        texts.push((name, text));
+    }
+    Ok(config::load(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())))?)
+}
+
+fn style() -> Style {
+    let no_color = std::env::var_os("NO_COLOR").is_some()
+        || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    Style { color: !no_color && std::io::stderr().is_terminal() }
+}
+
+/// Where a document came from, for error messages.
+fn locate(stream: &Stream, index: usize) -> String {
+    format!("{}: document {}", stream.name, index + 1)
+}
+
+pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageError> {
+    let ns = &args.common.linkerd_namespace;
+    valid_namespace(ns)?;
+    let base = load_values(&args.values)?;
+    let mut values = base.clone();
+    flags::apply(args, &mut values)?;
+    let overrides = flags::override_annotations(&base, &values);
+    let scheduled = flags::scheduled_annotations(args)?;
+    let streams = input::read_all(&args.inputs, stdin)?;
+    let created_by = format!("proxy-injector/cli {}", crate::VERSION);
+    let req = Request {
+        values: &values,
+        mode: if args.manual == Some(true) { Mode::Full } else { Mode::AnnotateOnly },
+        origin: Origin::Cli,
+        control_plane_ns: ns,
+        created_by: &created_by,
+        overrides: &overrides,
+        scheduled: &scheduled,
+        owner: None,
+        namespace: None,
+    };
+    let format = args.common.output;
+    let mut out = String::new();
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    'streams: for stream in &streams {
+        let docs = match manifest::split(&stream.text) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(format!("{}: {e}", stream.name));
+                continue;
+            }
+        };
+        for (i, text) in docs.iter().enumerate() {
+            let original = match manifest::parse(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    // A document that does not parse ends its stream, as upstream.
+                    errors.push(format!("{}: {e}", locate(stream, i)));
+                    continue 'streams;
+                }
+            };
+            match transform(&original, |v| inject_one(v, &req, &mut warnings)) {
+                Ok((value, mut rs)) => {
+                    reports.append(&mut rs);
+                    if errors.is_empty() {
+                        let keep = (value == original).then_some(text.as_str());
+                        manifest::write_doc(&mut out, &value, keep, format);
+                    }
+                }
+                Err(DocError::Refused(e)) => errors.push(e),
+                Err(DocError::Other(e)) => errors.push(format!("{}: {e}", locate(stream, i))),
+            }
+        }
+    }
+    let mut stderr = String::new();
+    if args.common.verbose {
+        for w in &warnings {
+            stderr.push_str(&format!("level=warning msg={w:?}\n"));
+        }
+    }
+    if !errors.is_empty() {
+        stderr.push_str("Error transforming resources:\n");
+        stderr.push_str(&errors.join("\n"));
+        return Ok(Output { stdout: String::new(), stderr, code: 1 });
+    }
+    stderr.push_str(&report::inject(&reports, args.common.verbose, style()));
+    Ok(Output { stdout: out, stderr, code: 0 })
+}
+
+pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageError> {
+    let streams = input::read_all(&args.inputs, stdin)?;
+    let format = args.common.output;
+    let mut output = Output::default();
+    for stream in &streams {
+        let mut out = String::new();
+        let mut reports = Vec::new();
+        let mut errors = Vec::new();
+        match manifest::split(&stream.text) {
+            Err(e) => errors.push(format!("{}: {e}", stream.name)),
+            Ok(docs) => {
+                for (i, text) in docs.iter().enumerate() {
+                    let original = match manifest::parse(text) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            errors.push(format!("{}: {e}", locate(stream, i)));
+                            break;
+                        }
+                    };
+                    let result = transform(&original, |v| {
+                        check_object(v)?;
+                        let r = uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))?;
+                        Ok(vec![r])
+                    });
+                    match result {
+                        Ok((value, mut rs)) => {
+                            reports.append(&mut rs);
+                            let keep = (value == original).then_some(text.as_str());
+                            manifest::write_doc(&mut out, &value, keep, format);
+                        }
+                        Err(DocError::Refused(e)) => errors.push(e),
+                        Err(DocError::Other(e)) => errors.push(format!("{}: {e}", locate(stream, i))),
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            output.stdout.push_str(&out);
+            output.stderr.push_str(&report::uninject(&reports));
+        } else {
+            output.stderr.push_str("Error transforming resources:\n");
+            output.stderr.push_str(&errors.join("\n"));
+            output.stderr.push('\n');
+            output.code = 1;
+        }
+    }
+    Ok(output)
+}
+
+enum DocError {
+    /// Linkerd's own wording, printed as is.
+    Refused(String),
+    /// Anything else; the caller prefixes where the document came from.
+    Other(String),
+}
+
+/// Runs `f` on a copy of the document, or on each item of a `kind: List` (its first failing
+/// item fails the whole list; `null` items stay and are reported as missing their kind).
+fn transform(
+    original: &Value,
+    mut f: impl FnMut(&mut Value) -> Result<Vec<Report>, DocError>,
+) -> Result<(Value, Vec<Report>), DocError> {
+    let mut value = original.clone();
+    let is_list = value.get("kind").and_then(Value::as_str) == Some("List");
+    if !is_list {
+        let reports = f(&mut value)?;
+        return Ok((value, reports));
+    }
+    let mut reports = Vec::new();
+    if let Some(items) = value.get_mut("items").and_then(Value::as_array_mut) {
+        for (i, item) in items.iter_mut().enumerate() {
+            let mut rs = f(item).map_err(|e| match e {
+                DocError::Other(m) => DocError::Other(format!("items[{i}]: {m}")),
+                refused => refused,
+            })?;
+            reports.append(&mut rs);
+        }
+    }
+    Ok((value, reports))
+}
+
+/// A document must be a mapping (or blank).
+fn check_object(v: &Value) -> Result<(), DocError> {
+    match v {
+        Value::Object(_) | Value::Null => Ok(()),
+        other => Err(DocError::Other(format!(
+            "expected a Kubernetes object (a mapping), found {}",
+            crate::config::json_type(other)
+        ))),
+    }
+}
+
+/// The silent uninject pass, then inject, of one object, in place.
+fn inject_one(v: &mut Value, req: &Request<'_>, warnings: &mut Vec<String>) -> Result<Vec<Report>, DocError> {
+    check_object(v)?;
+    uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))?;
+    let outcome = inject::inject(v, req).map_err(|e| match e {
+        inject::InjectError::Refused { .. } | inject::InjectError::ControlPlaneNeedsManual => {
+            DocError::Refused(e.to_string())
+        }
+        other => DocError::Other(other.to_string()),
+    })?;
+    let id = outcome.report.identity.res_name();
+    warnings.extend(outcome.warnings.iter().map(|w| format!("{id}: {w}")));
+    if !outcome.patch.is_empty() {
+        json_patch::patch(v, &outcome.patch)
+            .map_err(|e| DocError::Other(format!("applying the injection patch: {e}")))?;
+    }
+    Ok(vec![outcome.report])
+}

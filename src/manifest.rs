@@ -1,0 +1,121 @@
+//! YAML/JSON streams: splitting into documents, parsing, and writing back (spec §9.4, §9.7).
+//!
+//! Splitting is line based, as Linkerd's reader does, so documents come out the way upstream
+//! sees them. Each document keeps its text: a document the CLI does not change is written
+//! back exactly as it was split, comments included, and only changed documents are
+//! re-serialised (keeping their key order, since values preserve insertion order).
+
+use serde_json::Value;
+
+/// A stream could not be split into documents.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Yaml document separator: {0}")]
+pub struct SplitError(pub String);
+
+/// A document is not valid YAML.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("error converting YAML to JSON: yaml: line {line}: {problem}")]
+pub struct ParseError {
+    pub line: usize,
+    pub problem: String,
+}
+
+/// Splits a stream at `---` lines. Line endings are normalised to `\n`; a line that starts
+/// with `---` followed by anything but blanks or a comment is an error.
+pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
+    let mut docs = Vec::new();
+    let mut cur = String::new();
+    let mut has_lines = false;
+    for raw in stream.split_inclusive('\n') {
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if let Some(rest) = line.strip_prefix("---") {
+            let rest = rest.trim();
+            if rest.is_empty() || rest.starts_with('#') {
+                if has_lines {
+                    docs.push(std::mem::take(&mut cur));
+                    has_lines = false;
+                }
+                continue;
+            }
+            return Err(SplitError(rest.to_string()));
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        has_lines = true;
+    }
+    if has_lines {
+        docs.push(cur);
+    }
+    Ok(docs)
+}
+
+/// Parses one document; blank and comment-only documents are `null`.
+pub fn parse(doc: &str) -> Result<Value, ParseError> {
+    serde_yaml::from_str(doc).map_err(|e| {
+        let text = e.to_string();
+        let problem = text.split(" at line ").next().unwrap_or(&text).to_string();
+        ParseError { line: e.location().map(|l| l.line()).unwrap_or(0), problem }
+    })
+}
+
+/// Output format of the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+/// Writes one document followed by its separator: `---\n` after YAML, `\n` after JSON.
+/// `original` is the document's text as split, written verbatim in YAML when the value was
+/// not changed.
+pub fn write_doc(out: &mut String, value: &Value, original: Option<&str>, format: Format) {
+    match format {
+        Format::Yaml => {
+            match original {
+                Some(text) => out.push_str(text),
+                None => out.push_str(&to_yaml(value)),
+            }
+            out.push_str("---\n");
+        }
+        Format::Json => {
+            out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "null".into()));
+            out.push('\n');
+        }
+    }
+}
+
+/// A value as block-style YAML (a `serde_json::Value` always serialises).
+pub fn to_yaml(value: &Value) -> String {
+    serde_yaml::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_linkerd() {
+        assert_eq!(split("a: 1\n---\nb: 2").unwrap(), vec!["a: 1\n", "b: 2\n"]);
+        assert_eq!(split("---\na: 1\n---\n---\n").unwrap(), vec!["a: 1\n"]);
+        assert_eq!(split("a: 1\r\n--- # c\r\nb: 2\r\n").unwrap(), vec!["a: 1\n", "b: 2\n"]);
+        assert_eq!(split("---\n\n---\n").unwrap(), vec!["\n"]);
+        assert_eq!(split("").unwrap(), Vec::<String>::new());
+        assert_eq!(split("a: 1\n--- x\n"), Err(SplitError("x".into())));
+        // `----` starts with `---`: upstream treats it the same way.
+        assert_eq!(split("a: 1\n----\n"), Err(SplitError("-".into())));
+    }
+
+    #[test]
+    fn blank_and_comment_documents_are_null() {
+        assert_eq!(parse("\n").unwrap(), Value::Null);
+        assert_eq!(parse("# only a comment\n").unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let e = parse("a: b\n  c: d\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().starts_with("error converting YAML to JSON: yaml: line 2: "), "{e}");
+    }
+}
