@@ -1,1 +1,69 @@
-fn main(){}
+//! Criterion benches of the pure core: `inject` (decide, render, build the patch) on a typical
+//! pod and on a pod with 2,000 env vars, and the same followed by applying the patch, as the
+//! CLI does. Run with `cargo bench --bench core`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use proxy_injector::config::{self, overrides::Annotations};
+use proxy_injector::decide::Origin;
+use proxy_injector::inject::{inject, Mode, Request};
+use serde_json::{json, Value};
+
+fn typical_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-7d9f", "namespace": "shop", "labels": {"app": "web"},
+                     "annotations": {"linkerd.io/inject": "enabled"}},
+        "spec": {"containers": [
+            {"name": "web", "image": "ghcr.io/example/web:1.0",
+             "ports": [{"name": "http", "containerPort": 8080}],
+             "env": [{"name": "PORT", "value": "8080"}, {"name": "LOG", "value": "info"}],
+             "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+             "livenessProbe": {"httpGet": {"path": "/live", "port": 8080}}},
+            {"name": "metrics", "image": "ghcr.io/example/exporter:1.0",
+             "ports": [{"name": "metrics", "containerPort": 9100}]}
+        ]}
+    })
+}
+
+fn env_heavy_pod() -> Value {
+    let mut pod = typical_pod();
+    let env: Vec<Value> = (0..2000)
+        .map(|i| json!({"name": format!("VAR_{i}"), "value": format!("value-{i}")}))
+        .collect();
+    pod["spec"]["containers"][0]["env"] = Value::Array(env);
+    pod
+}
+
+fn bench(c: &mut Criterion) {
+    let mut values = config::load([]).expect("defaults");
+    values.identity_trust_anchors_pem =
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into();
+    let empty = Annotations::new();
+    let req = Request {
+        values: &values,
+        mode: Mode::Full,
+        origin: Origin::Cli,
+        control_plane_ns: "linkerd",
+        created_by: "bench",
+        overrides: &empty,
+        scheduled: &empty,
+        owner: None,
+        namespace: None,
+    };
+    for (name, pod) in [("typical", typical_pod()), ("2000-env", env_heavy_pod())] {
+        c.bench_function(&format!("inject/{name}"), |b| {
+            b.iter(|| inject(std::hint::black_box(&pod), &req).expect("injects"))
+        });
+        c.bench_function(&format!("inject+apply/{name}"), |b| {
+            b.iter(|| {
+                let out = inject(&pod, &req).expect("injects");
+                let mut doc = pod.clone();
+                json_patch::patch(&mut doc, &out.patch).expect("applies");
+                doc
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -94,7 +94,9 @@ impl AnnotationAt {
 #[derive(Clone, Copy, Debug)]
 pub enum Origin<'a> {
     Cli,
-    Webhook { namespace_annotations: &'a Annotations },
+    Webhook {
+        namespace_annotations: &'a Annotations,
+    },
 }
 
 /// Everything known about one object's injection, as the report and metrics show it.
@@ -121,7 +123,13 @@ pub struct Report {
 impl Report {
     /// A report for an object without a pod template.
     pub fn without_template(identity: Identity, annotatable: bool) -> Report {
-        Report { identity, unsupported: true, automount: true, annotatable, ..Report::default() }
+        Report {
+            identity,
+            unsupported: true,
+            automount: true,
+            annotatable,
+            ..Report::default()
+        }
     }
 
     /// The reasons not to inject, in Linkerd's order; empty means inject.
@@ -159,23 +167,44 @@ impl Report {
 
     /// Reason texts joined as Linkerd's events and errors show them.
     pub fn reason_texts(&self) -> String {
-        self.reasons().iter().map(|r| r.text()).collect::<Vec<_>>().join(", ")
+        self.reasons()
+            .iter()
+            .map(|r| r.text())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Reason codes joined as the `skip_reason` metric label.
     pub fn reason_codes(&self) -> String {
-        self.reasons().iter().map(|r| r.code()).collect::<Vec<_>>().join(",")
+        self.reasons()
+            .iter()
+            .map(|r| r.code())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
 /// Builds the report for a pod template (§5.1).
-pub fn assess(identity: Identity, pod: &PodTemplate<'_>, values: &Values, origin: Origin<'_>) -> Report {
+pub fn assess(
+    identity: Identity,
+    pod: &PodTemplate<'_>,
+    values: &Values,
+    origin: Origin<'_>,
+) -> Report {
     let own = pod.annotations();
     let pod_inject = own.get(a::INJECT).map(String::as_str).unwrap_or("");
     let (disabled_reason, annotation_at) = match origin {
-        Origin::Cli => ((pod_inject == a::INJECT_DISABLED).then_some(SkipReason::CliDisabled), AnnotationAt::None),
-        Origin::Webhook { namespace_annotations } => {
-            let ns_inject = namespace_annotations.get(a::INJECT).map(String::as_str).unwrap_or("");
+        Origin::Cli => (
+            (pod_inject == a::INJECT_DISABLED).then_some(SkipReason::CliDisabled),
+            AnnotationAt::None,
+        ),
+        Origin::Webhook {
+            namespace_annotations,
+        } => {
+            let ns_inject = namespace_annotations
+                .get(a::INJECT)
+                .map(String::as_str)
+                .unwrap_or("");
             webhook_decision(ns_inject, pod_inject)
         }
     };
@@ -195,7 +224,10 @@ pub fn assess(identity: Identity, pod: &PodTemplate<'_>, values: &Values, origin
 }
 
 fn is_valid(v: &str) -> bool {
-    matches!(v, a::INJECT_ENABLED | a::INJECT_DISABLED | a::INJECT_INGRESS)
+    matches!(
+        v,
+        a::INJECT_ENABLED | a::INJECT_DISABLED | a::INJECT_INGRESS
+    )
 }
 
 fn is_enabling(v: &str) -> bool {
@@ -205,14 +237,23 @@ fn is_enabling(v: &str) -> bool {
 /// The webhook's truth table (§5.3), top to bottom. Empty means absent.
 pub fn webhook_decision(ns: &str, pod: &str) -> (Option<SkipReason>, AnnotationAt) {
     if !ns.is_empty() && !is_valid(ns) {
-        return (Some(SkipReason::InvalidInjectAtNamespace), AnnotationAt::None);
+        return (
+            Some(SkipReason::InvalidInjectAtNamespace),
+            AnnotationAt::None,
+        );
     }
     if !pod.is_empty() && !is_valid(pod) {
-        return (Some(SkipReason::InvalidInjectAtWorkload), AnnotationAt::None);
+        return (
+            Some(SkipReason::InvalidInjectAtWorkload),
+            AnnotationAt::None,
+        );
     }
     if is_enabling(ns) {
         if pod == a::INJECT_DISABLED {
-            return (Some(SkipReason::InjectDisabledAnnotation), AnnotationAt::Workload);
+            return (
+                Some(SkipReason::InjectDisabledAnnotation),
+                AnnotationAt::Workload,
+            );
         }
         return (None, AnnotationAt::Namespace);
     }
@@ -261,3 +302,6 @@ pub fn injector_annotations(
     }
     added
 }
+
+#[cfg(test)]
+mod tests;

@@ -69,7 +69,10 @@ pub enum InjectError {
     Render(#[from] RenderError),
     /// The CLI refuses to pass over a workload it was asked to inject (§5.7).
     #[error("failed to inject {res_name}: {}", .errors.join(", "))]
-    Refused { res_name: String, errors: Vec<&'static str> },
+    Refused {
+        res_name: String,
+        errors: Vec<&'static str>,
+    },
     #[error("--manual must be set when injecting control plane components")]
     ControlPlaneNeedsManual,
 }
@@ -87,9 +90,7 @@ pub fn inject(obj: &Value, req: &Request<'_>) -> Result<Outcome, InjectError> {
     };
     let mut report = decide::assess(identity, &pod, req.values, req.origin);
     let cli = matches!(req.origin, Origin::Cli);
-    if cli
-        && req.mode != Mode::Full
-        && pod.labels().contains_key(a::CONTROL_PLANE_COMPONENT_LABEL)
+    if cli && req.mode != Mode::Full && pod.labels().contains_key(a::CONTROL_PLANE_COMPONENT_LABEL)
     {
         return Err(InjectError::ControlPlaneNeedsManual);
     }
@@ -99,12 +100,16 @@ pub fn inject(obj: &Value, req: &Request<'_>) -> Result<Outcome, InjectError> {
             return Ok(untouched(report));
         }
         let patch = match req.origin {
-            Origin::Webhook { namespace_annotations } => {
-                opaque_ports_patch_for_pod(&pod, namespace_annotations, req.values)
-            }
+            Origin::Webhook {
+                namespace_annotations,
+            } => opaque_ports_patch_for_pod(&pod, namespace_annotations, req.values),
             Origin::Cli => Vec::new(),
         };
-        return Ok(Outcome { report, patch, warnings: Vec::new() });
+        return Ok(Outcome {
+            report,
+            patch,
+            warnings: Vec::new(),
+        });
     }
     if cli && !req.overrides.is_empty() {
         report.annotated = true;
@@ -122,11 +127,19 @@ pub fn inject(obj: &Value, req: &Request<'_>) -> Result<Outcome, InjectError> {
         }
         Mode::Full => full(&mut b, &pod, &report, req)?,
     };
-    Ok(Outcome { report, patch: b.finish(), warnings })
+    Ok(Outcome {
+        report,
+        patch: b.finish(),
+        warnings,
+    })
 }
 
 fn untouched(report: Report) -> Outcome {
-    Outcome { report, patch: Vec::new(), warnings: Vec::new() }
+    Outcome {
+        report,
+        patch: Vec::new(),
+        warnings: Vec::new(),
+    }
 }
 
 /// D-4: the CLI fails on hostNetwork, a sidecar or automount only for workloads that are not
@@ -148,7 +161,10 @@ fn refuse_unless_opted_out(report: &Report) -> Result<(), InjectError> {
     if errors.is_empty() {
         return Ok(());
     }
-    Err(InjectError::Refused { res_name: report.identity.res_name(), errors })
+    Err(InjectError::Refused {
+        res_name: report.identity.res_name(),
+        errors,
+    })
 }
 
 /// Namespaces and Services: annotations only.
@@ -170,7 +186,9 @@ fn annotate(obj: &Value, identity: Identity, req: &Request<'_>) -> Result<Outcom
     let mut added = Annotations::new();
     let namespace_annotations = match req.origin {
         Origin::Cli => None,
-        Origin::Webhook { namespace_annotations } => Some(namespace_annotations),
+        Origin::Webhook {
+            namespace_annotations,
+        } => Some(namespace_annotations),
     };
     match (report.identity.kind.as_str(), namespace_annotations) {
         ("namespace", None) => {
@@ -184,7 +202,11 @@ fn annotate(obj: &Value, identity: Identity, req: &Request<'_>) -> Result<Outcom
         }
         ("service", Some(ns)) => {
             let patch = opaque_ports_patch_for_service(obj, existing, ns, req.values);
-            return Ok(Outcome { report, patch, warnings: Vec::new() });
+            return Ok(Outcome {
+                report,
+                patch,
+                warnings: Vec::new(),
+            });
         }
         _ => {}
     }
@@ -197,7 +219,11 @@ fn annotate(obj: &Value, identity: Identity, req: &Request<'_>) -> Result<Outcom
         b.add(&["metadata"], Value::Object(Map::new()));
     }
     map_ops(&mut b, "annotations", existing, &added);
-    Ok(Outcome { report, patch: b.finish(), warnings: Vec::new() })
+    Ok(Outcome {
+        report,
+        patch: b.finish(),
+        warnings: Vec::new(),
+    })
 }
 
 /// Ops 1–3 (and 4–5 when `labels` is given) of §8.1: create the metadata maps if needed and
@@ -219,12 +245,20 @@ fn metadata_ops(
 
 /// Creates `metadata.<field>` if it is absent or empty, then adds each key (sorted). Values
 /// already in the map that are not strings become strings (D-1): the API server refuses them.
-fn map_ops(b: &mut PatchBuilder, field: &str, existing: Option<&Map<String, Value>>, add: &Annotations) {
+fn map_ops(
+    b: &mut PatchBuilder,
+    field: &str,
+    existing: Option<&Map<String, Value>>,
+    add: &Annotations,
+) {
     match existing {
         Some(m) if !m.is_empty() => {
             for (k, v) in m {
                 if !v.is_string() && !add.contains_key(k) {
-                    b.add(&["metadata", field, k], Value::String(workload::scalar_text(v)));
+                    b.add(
+                        &["metadata", field, k],
+                        Value::String(workload::scalar_text(v)),
+                    );
                 }
             }
         }
@@ -252,10 +286,20 @@ fn full(
                 .then(|| (report.identity.kind.clone(), report.identity.name.clone()));
             (None, owner)
         }
-        Origin::Webhook { namespace_annotations } => {
-            written.extend(decide::injector_annotations(pod, namespace_annotations, req.values, req.created_by));
+        Origin::Webhook {
+            namespace_annotations,
+        } => {
+            written.extend(decide::injector_annotations(
+                pod,
+                namespace_annotations,
+                req.values,
+                req.created_by,
+            ));
             let owner = req.owner.filter(|(k, _)| OWNER_LABEL_KINDS.contains(k));
-            (Some(namespace_annotations), owner.map(|(k, n)| (k.to_string(), n.to_string())))
+            (
+                Some(namespace_annotations),
+                owner.map(|(k, n)| (k.to_string(), n.to_string())),
+            )
         }
     };
     let mut read: Annotations = own.clone();
@@ -279,7 +323,10 @@ fn full(
     let debug = match read.get(a::ENABLE_DEBUG_SIDECAR).filter(|v| !v.is_empty()) {
         None => false,
         Some(v) => crate::parse::go_bool(v).unwrap_or_else(|| {
-            warnings.push(format!("unrecognized value used for the {} annotation: {v}", a::ENABLE_DEBUG_SIDECAR));
+            warnings.push(format!(
+                "unrecognized value used for the {} annotation: {v}",
+                a::ENABLE_DEBUG_SIDECAR
+            ));
             false
         }),
     };
@@ -304,9 +351,15 @@ fn full(
     // Metadata.
     written.extend(req.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
     written.insert(a::PROXY_VERSION.into(), values.proxy_version().into());
-    written.insert(a::TRUST_ROOT_SHA256.into(), sha256_hex(&values.identity_trust_anchors_pem));
+    written.insert(
+        a::TRUST_ROOT_SHA256.into(),
+        sha256_hex(&values.identity_trust_anchors_pem),
+    );
     let mut labels = Annotations::new();
-    labels.insert(a::CONTROL_PLANE_NS_LABEL.into(), req.control_plane_ns.into());
+    labels.insert(
+        a::CONTROL_PLANE_NS_LABEL.into(),
+        req.control_plane_ns.into(),
+    );
     if let Some((kind, name)) = owner_label {
         labels.insert(format!("{}{kind}", a::PROXY_OWNER_LABEL_PREFIX), name);
     }
@@ -332,10 +385,18 @@ fn full(
     }
     b.add(&["spec", "initContainers", first_init_slot], init);
     if debug {
-        if pod.spec().and_then(|s| s.get("containers")).and_then(Value::as_array).is_none() {
+        if pod
+            .spec()
+            .and_then(|s| s.get("containers"))
+            .and_then(Value::as_array)
+            .is_none()
+        {
             b.add(&["spec", "containers"], Value::Array(Vec::new()));
         }
-        b.add(&["spec", "containers", "-"], render::debug_container(&values));
+        b.add(
+            &["spec", "containers", "-"],
+            render::debug_container(&values),
+        );
     }
     b.add(&["spec", "volumes", "-"], vols.end_entity);
     if let Some(v) = vols.podinfo {
@@ -347,7 +408,13 @@ fn full(
     if native {
         b.add(&["spec", "initContainers", "1"], proxy);
     } else {
-        if pod.spec().and_then(|s| s.get("containers")).and_then(Value::as_array).is_none() && !debug {
+        if pod
+            .spec()
+            .and_then(|s| s.get("containers"))
+            .and_then(Value::as_array)
+            .is_none()
+            && !debug
+        {
             b.add(&["spec", "containers"], Value::Array(Vec::new()));
         }
         let slot = if values.proxy.r#await { "0" } else { "-" };
@@ -357,16 +424,29 @@ fn full(
 }
 
 /// Owner kinds that get a `linkerd.io/proxy-<kind>` label from the webhook (§7.1).
-const OWNER_LABEL_KINDS: &[&str] =
-    &["deployment", "replicationcontroller", "replicaset", "job", "daemonset", "statefulset"];
+const OWNER_LABEL_KINDS: &[&str] = &[
+    "deployment",
+    "replicationcontroller",
+    "replicaset",
+    "job",
+    "daemonset",
+    "statefulset",
+];
 
 /// Lower-case hex SHA-256 of the raw trust-anchor bytes.
 pub fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// §8.3 for a Pod that is not injected: the opaque-ports annotation, if it lacks one.
-fn opaque_ports_patch_for_pod(pod: &PodTemplate<'_>, ns: &Annotations, values: &Values) -> Vec<PatchOperation> {
+fn opaque_ports_patch_for_pod(
+    pod: &PodTemplate<'_>,
+    ns: &Annotations,
+    values: &Values,
+) -> Vec<PatchOperation> {
     let own = pod.raw_annotations();
     if own.is_some_and(|m| m.contains_key(a::OPAQUE_PORTS)) {
         return Vec::new();
@@ -392,10 +472,15 @@ fn opaque_ports_patch_for_service(
         Some(v) => v.clone(),
         None => {
             let defaults: Vec<&str> = values.proxy.opaque_ports.split(',').collect();
-            let ports = svc.get("spec").and_then(|s| s.get("ports")).and_then(Value::as_array);
+            let ports = svc
+                .get("spec")
+                .and_then(|s| s.get("ports"))
+                .and_then(Value::as_array);
             let mut out = Vec::new();
             for p in ports.map(Vec::as_slice).unwrap_or(&[]) {
-                let Some(port) = p.get("port").and_then(Value::as_i64) else { continue };
+                let Some(port) = p.get("port").and_then(Value::as_i64) else {
+                    continue;
+                };
                 let port = port.to_string();
                 match p.get("targetPort") {
                     None | Some(Value::Null) => {
@@ -431,6 +516,12 @@ fn opaque_ops(own: Option<&Map<String, Value>>, value: String) -> Vec<PatchOpera
     if own.is_none_or(Map::is_empty) {
         b.add(&["metadata", "annotations"], Value::Object(Map::new()));
     }
-    b.add(&["metadata", "annotations", a::OPAQUE_PORTS], Value::String(value));
+    b.add(
+        &["metadata", "annotations", a::OPAQUE_PORTS],
+        Value::String(value),
+    );
     b.finish()
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,7 +55,10 @@ pub fn parse(doc: &str) -> Result<Value, ParseError> {
     serde_yaml::from_str(doc).map_err(|e| {
         let text = e.to_string();
         let problem = text.split(" at line ").next().unwrap_or(&text).to_string();
-        ParseError { line: e.location().map(|l| l.line()).unwrap_or(0), problem }
+        ParseError {
+            line: e.location().map(|l| l.line()).unwrap_or(0),
+            problem,
+        }
     })
 }
 
@@ -98,7 +101,10 @@ mod tests {
     fn splits_like_linkerd() {
         assert_eq!(split("a: 1\n---\nb: 2").unwrap(), vec!["a: 1\n", "b: 2\n"]);
         assert_eq!(split("---\na: 1\n---\n---\n").unwrap(), vec!["a: 1\n"]);
-        assert_eq!(split("a: 1\r\n--- # c\r\nb: 2\r\n").unwrap(), vec!["a: 1\n", "b: 2\n"]);
+        assert_eq!(
+            split("a: 1\r\n--- # c\r\nb: 2\r\n").unwrap(),
+            vec!["a: 1\n", "b: 2\n"]
+        );
         assert_eq!(split("---\n\n---\n").unwrap(), vec!["\n"]);
         assert_eq!(split("").unwrap(), Vec::<String>::new());
         assert_eq!(split("a: 1\n--- x\n"), Err(SplitError("x".into())));
@@ -116,6 +122,10 @@ mod tests {
     fn parse_errors_name_the_line() {
         let e = parse("a: b\n  c: d\n").unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(e.to_string().starts_with("error converting YAML to JSON: yaml: line 2: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("error converting YAML to JSON: yaml: line 2: "),
+            "{e}"
+        );
     }
 }

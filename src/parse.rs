@@ -92,7 +92,11 @@ pub fn go_duration(input: &str) -> Option<Duration> {
             "h" => 3_600_000_000_000,
             _ => return None,
         };
-        let int_val: u64 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
+        let int_val: u64 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().ok()?
+        };
         let mut v = int_val.checked_mul(scale)?;
         if !frac_part.is_empty() {
             // Go accumulates the fraction as a float: f = frac / 10^digits, then v += f * scale.
@@ -230,8 +234,7 @@ pub fn snake_case(s: &str) -> String {
         if c.is_uppercase() && i > 0 {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower)
-            {
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
                 out.push('_');
             }
         }
@@ -266,7 +269,10 @@ pub fn quantity(s: &str) -> Option<Quantity> {
         b'+' => (false, &s[1..]),
         _ => (false, s),
     };
-    let num_len = body.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+    let num_len = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
     let (num, suffix) = body.split_at(num_len);
     let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
     if frac_part.contains('.') || (int_part.is_empty() && frac_part.is_empty()) {
@@ -290,7 +296,9 @@ pub fn quantity(s: &str) -> Option<Quantity> {
         "P" => (15, 0, QuantityFormat::DecimalSi),
         "E" => (18, 0, QuantityFormat::DecimalSi),
         other => {
-            let e = other.strip_prefix('e').or_else(|| other.strip_prefix('E'))?;
+            let e = other
+                .strip_prefix('e')
+                .or_else(|| other.strip_prefix('E'))?;
             let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
@@ -321,7 +329,13 @@ pub fn quantity(s: &str) -> Option<Quantity> {
             exp = exp.checked_sub(1)?;
         }
     }
-    Some(Quantity { negative, mantissa, exp10: exp, binary, format })
+    Some(Quantity {
+        negative,
+        mantissa,
+        exp10: exp,
+        binary,
+        format,
+    })
 }
 
 impl Quantity {
@@ -412,7 +426,9 @@ impl Quantity {
 
 /// The canonical form of a quantity string, or the string itself when it does not parse.
 pub fn canonical_quantity(s: &str) -> String {
-    quantity(s).and_then(|q| q.canonical()).unwrap_or_else(|| s.to_string())
+    quantity(s)
+        .and_then(|q| q.canonical())
+        .unwrap_or_else(|| s.to_string())
 }
 
 #[cfg(test)]

@@ -16,15 +16,22 @@ pub struct PatchBuilder {
 
 impl PatchBuilder {
     pub fn new(prefix: &[&str]) -> Self {
-        PatchBuilder { prefix: prefix.iter().map(|s| s.to_string()).collect(), ops: Vec::new() }
+        PatchBuilder {
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
+            ops: Vec::new(),
+        }
     }
 
     /// `add` at `prefix/tokens…`.
     pub fn add(&mut self, tokens: &[&str], value: Value) {
         let path = PointerBuf::from_tokens(
-            self.prefix.iter().map(String::as_str).chain(tokens.iter().copied()),
+            self.prefix
+                .iter()
+                .map(String::as_str)
+                .chain(tokens.iter().copied()),
         );
-        self.ops.push(PatchOperation::Add(AddOperation { path, value }));
+        self.ops
+            .push(PatchOperation::Add(AddOperation { path, value }));
     }
 
     pub fn is_empty(&self) -> bool {

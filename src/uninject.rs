@@ -28,7 +28,12 @@ pub fn uninject(obj: &mut Value) -> Result<Report, ShapeError> {
     if workload::locate(obj, tokens)?.is_none() {
         return Ok(Report::without_template(identity, false));
     }
-    let mut report = Report { identity, automount: true, annotatable: true, ..Report::default() };
+    let mut report = Report {
+        identity,
+        automount: true,
+        annotatable: true,
+        ..Report::default()
+    };
     let mut changed = false;
     if !tokens.is_empty() {
         changed |= strip_metadata(obj.get_mut("metadata"));
@@ -41,18 +46,38 @@ pub fn uninject(obj: &mut Value) -> Result<Report, ShapeError> {
         }
     }
     if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
-        changed |= remove_named(spec, "initContainers", &[a::INIT_CONTAINER, a::PROXY_CONTAINER, a::VALIDATOR_CONTAINER]);
-        changed |= remove_named(spec, "containers", &[a::PROXY_CONTAINER, a::DEBUG_CONTAINER]);
+        changed |= remove_named(
+            spec,
+            "initContainers",
+            &[
+                a::INIT_CONTAINER,
+                a::PROXY_CONTAINER,
+                a::VALIDATOR_CONTAINER,
+            ],
+        );
+        changed |= remove_named(
+            spec,
+            "containers",
+            &[a::PROXY_CONTAINER, a::DEBUG_CONTAINER],
+        );
         changed |= remove_named(
             spec,
             "volumes",
-            &[a::IDENTITY_END_ENTITY_VOLUME, a::XTABLES_LOCK_VOLUME, a::IDENTITY_TOKEN_VOLUME, a::PODINFO_VOLUME],
+            &[
+                a::IDENTITY_END_ENTITY_VOLUME,
+                a::XTABLES_LOCK_VOLUME,
+                a::IDENTITY_TOKEN_VOLUME,
+                a::PODINFO_VOLUME,
+            ],
         );
     }
     let meta_changed = strip_metadata(template.get_mut("metadata"));
     if meta_changed {
         if let Some(t) = template.as_object_mut() {
-            if t.get("metadata").and_then(Value::as_object).is_some_and(Map::is_empty) {
+            if t.get("metadata")
+                .and_then(Value::as_object)
+                .is_some_and(Map::is_empty)
+            {
                 t.remove("metadata");
             }
         }
@@ -63,7 +88,9 @@ pub fn uninject(obj: &mut Value) -> Result<Report, ShapeError> {
 
 /// Removes entries of `spec[list]` with one of `names`; drops the list if that empties it.
 fn remove_named(spec: &mut Map<String, Value>, list: &str, names: &[&str]) -> bool {
-    let Some(items) = spec.get_mut(list).and_then(Value::as_array_mut) else { return false };
+    let Some(items) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+        return false;
+    };
     let before = items.len();
     items.retain(|c| !names.contains(&workload::str_field(c, "name")));
     let removed = items.len() != before;
@@ -76,7 +103,9 @@ fn remove_named(spec: &mut Map<String, Value>, list: &str, names: &[&str]) -> bo
 /// Removes Linkerd's annotations (but an opt-out `linkerd.io/inject: disabled`) and labels,
 /// unless the object is a control-plane component. Emptied maps are dropped.
 fn strip_metadata(meta: Option<&mut Value>) -> bool {
-    let Some(meta) = meta.and_then(Value::as_object_mut) else { return false };
+    let Some(meta) = meta.and_then(Value::as_object_mut) else {
+        return false;
+    };
     let is_control_plane = meta
         .get("labels")
         .and_then(Value::as_object)
@@ -86,11 +115,15 @@ fn strip_metadata(meta: Option<&mut Value>) -> bool {
     }
     let mut changed = false;
     for field in ["annotations", "labels"] {
-        let Some(map) = meta.get_mut(field).and_then(Value::as_object_mut) else { continue };
+        let Some(map) = meta.get_mut(field).and_then(Value::as_object_mut) else {
+            continue;
+        };
         let before = map.len();
         map.retain(|k, v| {
             !k.starts_with(a::LINKERD_PREFIX)
-                || (field == "annotations" && k == a::INJECT && v.as_str() == Some(a::INJECT_DISABLED))
+                || (field == "annotations"
+                    && k == a::INJECT
+                    && v.as_str() == Some(a::INJECT_DISABLED))
         });
         if map.len() != before {
             changed = true;

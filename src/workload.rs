@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::annotations as a;
-use crate::config::overrides::{Annotations, NamedPorts};
 use crate::config::json_type;
+use crate::config::overrides::{Annotations, NamedPorts};
 
 /// What the injector can do with an object of a given `kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,11 @@ pub enum Category {
 pub fn category(kind_lower: &str) -> Category {
     const TEMPLATE: &[&str] = &["spec", "template"];
     match kind_lower {
-        "deployment" | "replicationcontroller" | "replicaset" | "job" | "daemonset"
+        "deployment"
+        | "replicationcontroller"
+        | "replicaset"
+        | "job"
+        | "daemonset"
         | "statefulset" => Category::Injectable(TEMPLATE),
         "cronjob" => Category::Injectable(&["spec", "jobTemplate", "spec", "template"]),
         "pod" => Category::Injectable(&[]),
@@ -56,14 +60,22 @@ pub struct Identity {
 
 impl Identity {
     pub fn of(obj: &Value) -> Identity {
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_lowercase();
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase();
         let meta = obj.get("metadata");
         let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
         let mut name = field("name").unwrap_or("").to_string();
         if name.is_empty() && kind == "pod" {
             name = field("generateName").unwrap_or("").to_string();
         }
-        Identity { kind, name, namespace: field("namespace").map(str::to_string) }
+        Identity {
+            kind,
+            name,
+            namespace: field("namespace").map(str::to_string),
+        }
     }
 
     /// `kind/name`, as error messages and the report's warning lines show it.
@@ -80,10 +92,7 @@ pub struct PodTemplate<'a> {
 
 /// The pod template of `obj` at `tokens`: `Ok(None)` if it is absent, an error if any field
 /// injection reads has the wrong type.
-pub fn locate<'a>(
-    obj: &'a Value,
-    tokens: &[&str],
-) -> Result<Option<PodTemplate<'a>>, ShapeError> {
+pub fn locate<'a>(obj: &'a Value, tokens: &[&str]) -> Result<Option<PodTemplate<'a>>, ShapeError> {
     let mut cur = obj;
     let mut path = String::new();
     for t in tokens {
@@ -95,7 +104,11 @@ pub fn locate<'a>(
         }
     }
     if !cur.is_object() {
-        return Err(shape(if path.is_empty() { "<document>" } else { &path }, "a mapping", cur));
+        return Err(shape(
+            if path.is_empty() { "<document>" } else { &path },
+            "a mapping",
+            cur,
+        ));
     }
     check_template(cur, &path)?;
     Ok(Some(PodTemplate { value: cur }))
@@ -117,11 +130,19 @@ fn join(path: &str, key: &str) -> String {
 }
 
 fn shape(path: &str, expected: &'static str, found: &Value) -> ShapeError {
-    ShapeError { path: path.to_string(), expected, found: json_type(found) }
+    ShapeError {
+        path: path.to_string(),
+        expected,
+        found: json_type(found),
+    }
 }
 
 /// `Ok(Some(map))`, `Ok(None)` when absent or null, or a type error.
-fn opt_map<'a>(v: &'a Value, key: &str, path: &str) -> Result<Option<&'a Map<String, Value>>, ShapeError> {
+fn opt_map<'a>(
+    v: &'a Value,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a Map<String, Value>>, ShapeError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
@@ -152,7 +173,9 @@ fn check_template(t: &Value, path: &str) -> Result<(), ShapeError> {
         return Err(shape(&spath, "a mapping", spec));
     }
     for list in ["containers", "initContainers"] {
-        let Some(items) = opt_list(spec, list, &spath)? else { continue };
+        let Some(items) = opt_list(spec, list, &spath)? else {
+            continue;
+        };
         for (i, c) in items.iter().enumerate() {
             let cpath = format!("{}[{i}]", join(&spath, list));
             if !c.is_object() {
@@ -181,7 +204,11 @@ fn check_template(t: &Value, path: &str) -> Result<(), ShapeError> {
     if let Some(vols) = opt_list(spec, "volumes", &spath)? {
         for (i, v) in vols.iter().enumerate() {
             if !v.is_object() {
-                return Err(shape(&format!("{}[{i}]", join(&spath, "volumes")), "a mapping", v));
+                return Err(shape(
+                    &format!("{}[{i}]", join(&spath, "volumes")),
+                    "a mapping",
+                    v,
+                ));
             }
         }
     }
@@ -218,7 +245,9 @@ impl<'a> PodTemplate<'a> {
     }
 
     fn meta_map(&self, key: &str) -> Option<&'a Map<String, Value>> {
-        self.metadata().and_then(|m| m.get(key)).and_then(Value::as_object)
+        self.metadata()
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_object)
     }
 
     pub fn annotations(&self) -> Annotations {
@@ -263,26 +292,36 @@ impl<'a> PodTemplate<'a> {
 
     /// `initContainers` then `containers`.
     pub fn all_containers(&self) -> impl Iterator<Item = &'a Value> {
-        self.init_containers().iter().chain(self.containers().iter())
+        self.init_containers()
+            .iter()
+            .chain(self.containers().iter())
     }
 
     pub fn host_network(&self) -> bool {
-        self.spec().and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool) == Some(true)
+        self.spec()
+            .and_then(|s| s.get("hostNetwork"))
+            .and_then(Value::as_bool)
+            == Some(true)
     }
 
     pub fn automount_service_account_token(&self) -> Option<bool> {
-        self.spec().and_then(|s| s.get("automountServiceAccountToken")).and_then(Value::as_bool)
+        self.spec()
+            .and_then(|s| s.get("automountServiceAccountToken"))
+            .and_then(Value::as_bool)
     }
 
     pub fn service_account_name(&self) -> Option<&'a str> {
-        self.spec().and_then(|s| s.get("serviceAccountName")).and_then(Value::as_str)
+        self.spec()
+            .and_then(|s| s.get("serviceAccountName"))
+            .and_then(Value::as_str)
     }
 
     /// Any `protocol: UDP` port among `containers` (initContainers are not looked at, Q-22).
     pub fn has_udp(&self) -> bool {
-        self.containers().iter().flat_map(ports).any(|p| {
-            p.get("protocol").and_then(Value::as_str) == Some("UDP")
-        })
+        self.containers()
+            .iter()
+            .flat_map(ports)
+            .any(|p| p.get("protocol").and_then(Value::as_str) == Some("UDP"))
     }
 
     /// A Linkerd or Istio proxy (or init container) already present (§5.4).
@@ -317,7 +356,10 @@ impl<'a> PodTemplate<'a> {
                 }
             }
             for probe in ["readinessProbe", "livenessProbe"] {
-                let port = c.get(probe).and_then(|p| p.get("httpGet")).and_then(|h| h.get("port"));
+                let port = c
+                    .get(probe)
+                    .and_then(|p| p.get("httpGet"))
+                    .and_then(|h| h.get("port"));
                 if let Some(n) = port.and_then(Value::as_i64) {
                     set.insert(n);
                 }
@@ -354,7 +396,11 @@ impl NamedPorts for PodTemplate<'_> {
 
 /// A container's `ports`.
 pub fn ports(c: &Value) -> impl Iterator<Item = &Value> {
-    c.get("ports").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(EMPTY).iter()
+    c.get("ports")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(EMPTY)
+        .iter()
 }
 
 pub fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {

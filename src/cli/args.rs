@@ -33,7 +33,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Common {
     /// Namespace in which Linkerd is installed.
-    #[arg(short = 'L', long, env = "LINKERD_NAMESPACE", default_value = "linkerd", global = true)]
+    #[arg(
+        short = 'L',
+        long,
+        env = "LINKERD_NAMESPACE",
+        default_value = "linkerd",
+        global = true
+    )]
     pub linkerd_namespace: String,
 
     /// Print the long report (and ignored annotation values as log lines on stderr).

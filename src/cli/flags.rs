@@ -100,7 +100,9 @@ pub fn apply(args: &InjectArgs, values: &mut Values) -> Result<(), UsageError> {
     if let Some(v) = args.wait_before_exit_seconds {
         // Upstream stores the int64 as unsigned, so -1 wraps: refuse it instead.
         p.wait_before_exit_seconds = u64::try_from(v).map_err(|_| {
-            UsageError::Flag(format!("--wait-before-exit-seconds must not be negative, got {v}"))
+            UsageError::Flag(format!(
+                "--wait-before-exit-seconds must not be negative, got {v}"
+            ))
         })?;
     }
     if !args.require_identity_on_inbound_ports.is_empty() {
@@ -145,25 +147,89 @@ pub fn override_annotations(before: &Values, after: &Values) -> Annotations {
             o.insert(key.to_string(), v);
         }
     };
-    set(a::PROXY_IMAGE, b.image.name != n.image.name, n.image.name.clone());
-    set(a::IMAGE_PULL_POLICY, b.image.pull_policy != n.image.pull_policy, n.image.pull_policy.clone());
-    set(a::PROXY_VERSION_OVERRIDE, b.image.version != n.image.version, n.image.version.clone());
-    set(a::INBOUND_PORT, b.ports.inbound != n.ports.inbound, n.ports.inbound.to_string());
-    set(a::OUTBOUND_PORT, b.ports.outbound != n.ports.outbound, n.ports.outbound.to_string());
-    set(a::CONTROL_PORT, b.ports.control != n.ports.control, n.ports.control.to_string());
-    set(a::ADMIN_PORT, b.ports.admin != n.ports.admin, n.ports.admin.to_string());
+    set(
+        a::PROXY_IMAGE,
+        b.image.name != n.image.name,
+        n.image.name.clone(),
+    );
+    set(
+        a::IMAGE_PULL_POLICY,
+        b.image.pull_policy != n.image.pull_policy,
+        n.image.pull_policy.clone(),
+    );
+    set(
+        a::PROXY_VERSION_OVERRIDE,
+        b.image.version != n.image.version,
+        n.image.version.clone(),
+    );
+    set(
+        a::INBOUND_PORT,
+        b.ports.inbound != n.ports.inbound,
+        n.ports.inbound.to_string(),
+    );
+    set(
+        a::OUTBOUND_PORT,
+        b.ports.outbound != n.ports.outbound,
+        n.ports.outbound.to_string(),
+    );
+    set(
+        a::CONTROL_PORT,
+        b.ports.control != n.ports.control,
+        n.ports.control.to_string(),
+    );
+    set(
+        a::ADMIN_PORT,
+        b.ports.admin != n.ports.admin,
+        n.ports.admin.to_string(),
+    );
     let (bi, ni) = (&before.proxy_init, &after.proxy_init);
-    set(a::SKIP_INBOUND_PORTS, bi.ignore_inbound_ports != ni.ignore_inbound_ports, ni.ignore_inbound_ports.clone());
-    set(a::SKIP_OUTBOUND_PORTS, bi.ignore_outbound_ports != ni.ignore_outbound_ports, ni.ignore_outbound_ports.clone());
+    set(
+        a::SKIP_INBOUND_PORTS,
+        bi.ignore_inbound_ports != ni.ignore_inbound_ports,
+        ni.ignore_inbound_ports.clone(),
+    );
+    set(
+        a::SKIP_OUTBOUND_PORTS,
+        bi.ignore_outbound_ports != ni.ignore_outbound_ports,
+        ni.ignore_outbound_ports.clone(),
+    );
     set(a::PROXY_UID, b.uid != n.uid, n.uid.to_string());
-    set(a::PROXY_GID, n.gid >= 0 && (b.gid < 0 || b.gid != n.gid), n.gid.to_string());
-    set(a::PROXY_LOG_LEVEL, b.log_level != n.log_level, n.log_level.clone());
-    set(a::PROXY_LOG_FORMAT, b.log_format != n.log_format, n.log_format.clone());
+    set(
+        a::PROXY_GID,
+        n.gid >= 0 && (b.gid < 0 || b.gid != n.gid),
+        n.gid.to_string(),
+    );
+    set(
+        a::PROXY_LOG_LEVEL,
+        b.log_level != n.log_level,
+        n.log_level.clone(),
+    );
+    set(
+        a::PROXY_LOG_FORMAT,
+        b.log_format != n.log_format,
+        n.log_format.clone(),
+    );
     let (br, nr) = (&b.resources, &n.resources);
-    set(a::PROXY_CPU_REQUEST, br.cpu.request != nr.cpu.request, nr.cpu.request.clone());
-    set(a::PROXY_CPU_LIMIT, br.cpu.limit != nr.cpu.limit, nr.cpu.limit.clone());
-    set(a::PROXY_MEMORY_REQUEST, br.memory.request != nr.memory.request, nr.memory.request.clone());
-    set(a::PROXY_MEMORY_LIMIT, br.memory.limit != nr.memory.limit, nr.memory.limit.clone());
+    set(
+        a::PROXY_CPU_REQUEST,
+        br.cpu.request != nr.cpu.request,
+        nr.cpu.request.clone(),
+    );
+    set(
+        a::PROXY_CPU_LIMIT,
+        br.cpu.limit != nr.cpu.limit,
+        nr.cpu.limit.clone(),
+    );
+    set(
+        a::PROXY_MEMORY_REQUEST,
+        br.memory.request != nr.memory.request,
+        nr.memory.request.clone(),
+    );
+    set(
+        a::PROXY_MEMORY_LIMIT,
+        br.memory.limit != nr.memory.limit,
+        nr.memory.limit.clone(),
+    );
     set(
         a::PROXY_EPHEMERAL_STORAGE_REQUEST,
         br.ephemeral_storage.request != nr.ephemeral_storage.request,
@@ -179,7 +245,11 @@ pub fn override_annotations(before: &Values, after: &Values) -> Annotations {
         b.enable_external_profiles != n.enable_external_profiles,
         n.enable_external_profiles.to_string(),
     );
-    set(a::DEFAULT_INBOUND_POLICY, b.default_inbound_policy != n.default_inbound_policy, n.default_inbound_policy.clone());
+    set(
+        a::DEFAULT_INBOUND_POLICY,
+        b.default_inbound_policy != n.default_inbound_policy,
+        n.default_inbound_policy.clone(),
+    );
     set(
         a::PROXY_ENABLE_NATIVE_SIDECAR,
         b.native_sidecar != n.native_sidecar,
@@ -195,8 +265,16 @@ pub fn override_annotations(before: &Values, after: &Values) -> Annotations {
         b.require_identity_on_inbound_ports != n.require_identity_on_inbound_ports,
         n.require_identity_on_inbound_ports.clone(),
     );
-    set(a::INJECT, !b.is_ingress && n.is_ingress, a::INJECT_INGRESS.to_string());
-    set(a::OPAQUE_PORTS, b.opaque_ports != n.opaque_ports, n.opaque_ports.clone());
+    set(
+        a::INJECT,
+        !b.is_ingress && n.is_ingress,
+        a::INJECT_INGRESS.to_string(),
+    );
+    set(
+        a::OPAQUE_PORTS,
+        b.opaque_ports != n.opaque_ports,
+        n.opaque_ports.clone(),
+    );
     set(
         a::PROXY_METRICS_HOSTNAME_LABELS,
         b.metrics.hostname_labels != n.metrics.hostname_labels,
@@ -207,11 +285,23 @@ pub fn override_annotations(before: &Values, after: &Values) -> Annotations {
         b.r#await != n.r#await,
         if n.r#await { "enabled" } else { "disabled" }.to_string(),
     );
-    set(a::ACCESS_LOG, b.access_log != n.access_log, n.access_log.clone());
-    set(a::SHUTDOWN_GRACE_PERIOD, b.shutdown_grace_period != n.shutdown_grace_period, n.shutdown_grace_period.clone());
+    set(
+        a::ACCESS_LOG,
+        b.access_log != n.access_log,
+        n.access_log.clone(),
+    );
+    set(
+        a::SHUTDOWN_GRACE_PERIOD,
+        b.shutdown_grace_period != n.shutdown_grace_period,
+        n.shutdown_grace_period.clone(),
+    );
     let (bd, nd) = (&before.debug_container.image, &after.debug_container.image);
     set(a::DEBUG_IMAGE, bd.name != nd.name, nd.name.clone());
-    set(a::DEBUG_IMAGE_VERSION, bd.version != nd.version, nd.version.clone());
+    set(
+        a::DEBUG_IMAGE_VERSION,
+        bd.version != nd.version,
+        nd.version.clone(),
+    );
     o
 }
 
@@ -223,7 +313,9 @@ pub fn scheduled_annotations(args: &InjectArgs) -> Result<Annotations, UsageErro
     }
     if let Some(v) = &args.close_wait_timeout {
         let d = parse::go_duration(v).ok_or_else(|| {
-            UsageError::Flag(format!("invalid argument {v:?} for --close-wait-timeout: not a duration"))
+            UsageError::Flag(format!(
+                "invalid argument {v:?} for --close-wait-timeout: not a duration"
+            ))
         })?;
         if d.0 != 0 {
             s.insert(a::CLOSE_WAIT_TIMEOUT.into(), d.to_string());

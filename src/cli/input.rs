@@ -11,9 +11,16 @@ pub enum InputError {
     #[error("unable to read URL {url:?}: {message}")]
     Url { url: String, message: String },
     #[error("unable to read URL {url:?}, server reported {status}, status code={code}")]
-    Status { url: String, status: String, code: u16 },
+    Status {
+        url: String,
+        status: String,
+        code: u16,
+    },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not valid UTF-8 text")]
     NotUtf8 { path: String },
 }
@@ -31,19 +38,28 @@ pub fn read_all(inputs: &[String], stdin: &mut dyn Read) -> Result<Vec<Stream>, 
         if arg == "-" {
             let mut buf = Vec::new();
             stdin.read_to_end(&mut buf).map_err(|e| io("<stdin>", e))?;
-            out.push(Stream { name: "<stdin>".into(), text: utf8("<stdin>", buf)? });
+            out.push(Stream {
+                name: "<stdin>".into(),
+                text: utf8("<stdin>", buf)?,
+            });
         } else if let Some(scheme) = url_scheme(arg) {
             if !scheme.eq_ignore_ascii_case("https") {
                 return Err(InputError::NotHttps);
             }
-            out.push(Stream { name: arg.clone(), text: fetch(arg)? });
+            out.push(Stream {
+                name: arg.clone(),
+                text: fetch(arg)?,
+            });
         } else {
             let mut files = Vec::new();
             walk(Path::new(arg), &mut files)?;
             for f in files {
                 let name = f.display().to_string();
                 let bytes = std::fs::read(&f).map_err(|e| io(&name, e))?;
-                out.push(Stream { text: utf8(&name, bytes)?, name });
+                out.push(Stream {
+                    text: utf8(&name, bytes)?,
+                    name,
+                });
             }
         }
     }
@@ -54,14 +70,22 @@ pub fn read_all(inputs: &[String], stdin: &mut dyn Read) -> Result<Vec<Stream>, 
 fn url_scheme(s: &str) -> Option<&str> {
     let (scheme, rest) = s.split_once("://")?;
     let valid = !scheme.is_empty()
-        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        && scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     (valid && !host.is_empty()).then_some(scheme)
 }
 
 fn fetch(url: &str) -> Result<String, InputError> {
-    let err = |message: String| InputError::Url { url: url.to_string(), message };
+    let err = |message: String| InputError::Url {
+        url: url.to_string(),
+        message,
+    };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(60)))
@@ -72,7 +96,11 @@ fn fetch(url: &str) -> Result<String, InputError> {
     if status != 200 {
         return Err(InputError::Status {
             url: url.to_string(),
-            status: format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("")),
+            status: format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
             code: status.as_u16(),
         });
     }
@@ -109,9 +137,14 @@ fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
 }
 
 fn io(path: &str, source: std::io::Error) -> InputError {
-    InputError::Io { path: path.to_string(), source }
+    InputError::Io {
+        path: path.to_string(),
+        source,
+    }
 }
 
 fn utf8(path: &str, bytes: Vec<u8>) -> Result<String, InputError> {
-    String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 { path: path.to_string() })
+    String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 {
+        path: path.to_string(),
+    })
 }

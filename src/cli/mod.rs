@@ -14,6 +14,7 @@ mod report;
 use std::io::Write;
 
 pub use args::{Cli, Command, InjectArgs, UninjectArgs};
+pub use pipeline::InjectPlan;
 
 /// A failure before any document is processed: bad flags, unreadable inputs or values.
 #[derive(Debug, thiserror::Error)]

@@ -32,17 +32,24 @@ fn load_values(files: &[std::path::PathBuf]) -> Result<Values, UsageError> {
     for f in files {
         let name = f.display().to_string();
         let text = std::fs::read_to_string(f).map_err(|source| {
-            UsageError::Input(input::InputError::Io { path: name.clone(), source })
+            UsageError::Input(input::InputError::Io {
+                path: name.clone(),
+                source,
+            })
         })?;
         texts.push((name, text));
     }
-    Ok(config::load(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())))?)
+    Ok(config::load(
+        texts.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+    )?)
 }
 
 fn style() -> Style {
-    let no_color = std::env::var_os("NO_COLOR").is_some()
-        || std::env::var("TERM").is_ok_and(|t| t == "dumb");
-    Style { color: !no_color && std::io::stderr().is_terminal() }
+    let no_color =
+        std::env::var_os("NO_COLOR").is_some() || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    Style {
+        color: !no_color && std::io::stderr().is_terminal(),
+    }
 }
 
 /// Where a document came from, for error messages.
@@ -50,27 +57,57 @@ fn locate(stream: &Stream, index: usize) -> String {
     format!("{}: document {}", stream.name, index + 1)
 }
 
+/// Everything `inject` derives from its flags before reading any document.
+pub struct InjectPlan {
+    pub values: Values,
+    pub overrides: crate::config::overrides::Annotations,
+    pub scheduled: crate::config::overrides::Annotations,
+    pub created_by: String,
+    pub mode: Mode,
+    pub control_plane_ns: String,
+}
+
+impl InjectPlan {
+    pub fn from_args(args: &InjectArgs) -> Result<InjectPlan, UsageError> {
+        let ns = &args.common.linkerd_namespace;
+        valid_namespace(ns)?;
+        let base = load_values(&args.values)?;
+        let mut values = base.clone();
+        flags::apply(args, &mut values)?;
+        Ok(InjectPlan {
+            overrides: flags::override_annotations(&base, &values),
+            scheduled: flags::scheduled_annotations(args)?,
+            values,
+            created_by: format!("proxy-injector/cli {}", crate::VERSION),
+            mode: if args.manual == Some(true) {
+                Mode::Full
+            } else {
+                Mode::AnnotateOnly
+            },
+            control_plane_ns: ns.clone(),
+        })
+    }
+
+    /// The core request for every document of the run.
+    pub fn request(&self) -> Request<'_> {
+        Request {
+            values: &self.values,
+            mode: self.mode,
+            origin: Origin::Cli,
+            control_plane_ns: &self.control_plane_ns,
+            created_by: &self.created_by,
+            overrides: &self.overrides,
+            scheduled: &self.scheduled,
+            owner: None,
+            namespace: None,
+        }
+    }
+}
+
 pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageError> {
-    let ns = &args.common.linkerd_namespace;
-    valid_namespace(ns)?;
-    let base = load_values(&args.values)?;
-    let mut values = base.clone();
-    flags::apply(args, &mut values)?;
-    let overrides = flags::override_annotations(&base, &values);
-    let scheduled = flags::scheduled_annotations(args)?;
+    let plan = InjectPlan::from_args(args)?;
     let streams = input::read_all(&args.inputs, stdin)?;
-    let created_by = format!("proxy-injector/cli {}", crate::VERSION);
-    let req = Request {
-        values: &values,
-        mode: if args.manual == Some(true) { Mode::Full } else { Mode::AnnotateOnly },
-        origin: Origin::Cli,
-        control_plane_ns: ns,
-        created_by: &created_by,
-        overrides: &overrides,
-        scheduled: &scheduled,
-        owner: None,
-        namespace: None,
-    };
+    let req = plan.request();
     let format = args.common.output;
     let mut out = String::new();
     let mut reports = Vec::new();
@@ -115,10 +152,18 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
     if !errors.is_empty() {
         stderr.push_str("Error transforming resources:\n");
         stderr.push_str(&errors.join("\n"));
-        return Ok(Output { stdout: String::new(), stderr, code: 1 });
+        return Ok(Output {
+            stdout: String::new(),
+            stderr,
+            code: 1,
+        });
     }
     stderr.push_str(&report::inject(&reports, args.common.verbose, style()));
-    Ok(Output { stdout: out, stderr, code: 0 })
+    Ok(Output {
+        stdout: out,
+        stderr,
+        code: 0,
+    })
 }
 
 pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageError> {
@@ -142,7 +187,8 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
                     };
                     let result = transform(&original, |v| {
                         check_object(v)?;
-                        let r = uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))?;
+                        let r =
+                            uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))?;
                         Ok(vec![r])
                     });
                     match result {
@@ -152,7 +198,9 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
                             manifest::write_doc(&mut out, &value, keep, format);
                         }
                         Err(DocError::Refused(e)) => errors.push(e),
-                        Err(DocError::Other(e)) => errors.push(format!("{}: {e}", locate(stream, i))),
+                        Err(DocError::Other(e)) => {
+                            errors.push(format!("{}: {e}", locate(stream, i)))
+                        }
                     }
                 }
             }
@@ -214,7 +262,11 @@ fn check_object(v: &Value) -> Result<(), DocError> {
 }
 
 /// The silent uninject pass, then inject, of one object, in place.
-fn inject_one(v: &mut Value, req: &Request<'_>, warnings: &mut Vec<String>) -> Result<Vec<Report>, DocError> {
+fn inject_one(
+    v: &mut Value,
+    req: &Request<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Report>, DocError> {
     check_object(v)?;
     uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))?;
     let outcome = inject::inject(v, req).map_err(|e| match e {

@@ -27,7 +27,11 @@ impl Style {
 }
 
 fn list(reports: &[&Report]) -> String {
-    reports.iter().map(|r| r.identity.res_name()).collect::<Vec<_>>().join(", ")
+    reports
+        .iter()
+        .map(|r| r.identity.res_name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `inject` report for a whole run.
@@ -62,14 +66,21 @@ pub fn inject(reports: &[Report], verbose: bool, style: Style) -> String {
     let disabled = with_template(|r| r.inject_disabled());
     check(
         disabled.clone(),
-        format!("\"linkerd.io/inject: disabled\" annotation set on {}", list(&disabled)),
+        format!(
+            "\"linkerd.io/inject: disabled\" annotation set on {}",
+            list(&disabled)
+        ),
         "pods are not annotated to disable injection",
         &mut s,
     );
     let supported = reports.iter().any(|r| r.injectable() || r.annotatable);
     let placeholder = Report::default();
     check(
-        if supported { vec![] } else { vec![&placeholder] },
+        if supported {
+            vec![]
+        } else {
+            vec![&placeholder]
+        },
         "no supported objects found".into(),
         "at least one resource can be injected or annotated",
         &mut s,
@@ -95,7 +106,20 @@ pub fn inject(reports: &[Report], verbose: bool, style: Style) -> String {
         s.push('\n');
     }
     for r in reports {
-        let _ = writeln!(s, "{}", result_line(r, if r.injectable() { "injected" } else if r.annotated { "annotated" } else { "skipped" }));
+        let _ = writeln!(
+            s,
+            "{}",
+            result_line(
+                r,
+                if r.injectable() {
+                    "injected"
+                } else if r.annotated {
+                    "annotated"
+                } else {
+                    "skipped"
+                }
+            )
+        );
     }
     s.push('\n');
     s
@@ -105,7 +129,18 @@ pub fn inject(reports: &[Report], verbose: bool, style: Style) -> String {
 pub fn uninject(reports: &[Report]) -> String {
     let mut s = String::from("\n");
     for r in reports {
-        let _ = writeln!(s, "{}", result_line(r, if r.uninjected { "uninjected" } else { "skipped" }));
+        let _ = writeln!(
+            s,
+            "{}",
+            result_line(
+                r,
+                if r.uninjected {
+                    "uninjected"
+                } else {
+                    "skipped"
+                }
+            )
+        );
     }
     s.push('\n');
     s

@@ -18,11 +18,21 @@ pub const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{source_name}: invalid YAML: {message}")]
-    Yaml { source_name: String, message: String },
+    Yaml {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name}: the values must be a YAML mapping, not {found}")]
-    NotAMapping { source_name: String, found: &'static str },
+    NotAMapping {
+        source_name: String,
+        found: &'static str,
+    },
     #[error("{source_name}: {path}: {message}")]
-    Type { source_name: String, path: String, message: String },
+    Type {
+        source_name: String,
+        path: String,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -276,7 +286,10 @@ impl Values {
     }
 
     pub fn debug_pull_policy(&self) -> &str {
-        or_else(&self.debug_container.image.pull_policy, &self.image_pull_policy)
+        or_else(
+            &self.debug_container.image.pull_policy,
+            &self.image_pull_policy,
+        )
     }
 }
 
@@ -290,7 +303,9 @@ fn or_else<'a>(a: &'a str, b: &'a str) -> &'a str {
 
 /// Builds [`Values`] from the built-in defaults with each YAML document of `overlays` merged
 /// over them in order. Each overlay is `(name for errors, YAML text)`.
-pub fn load<'a>(overlays: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Values, ConfigError> {
+pub fn load<'a>(
+    overlays: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Values, ConfigError> {
     let mut merged = parse_values_yaml("built-in defaults", DEFAULTS_YAML)?;
     let mut last = "built-in defaults";
     for (name, text) in overlays {

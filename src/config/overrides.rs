@@ -83,8 +83,16 @@ pub fn apply(values: &mut Values, ann: &Annotations, ports: &dyn NamedPorts) -> 
         p.metrics.hostname_labels = b;
     }
     for (key, field, seconds) in [
-        (a::PROXY_OUTBOUND_CONNECT_TIMEOUT, &mut p.outbound_connect_timeout, false),
-        (a::PROXY_INBOUND_CONNECT_TIMEOUT, &mut p.inbound_connect_timeout, false),
+        (
+            a::PROXY_OUTBOUND_CONNECT_TIMEOUT,
+            &mut p.outbound_connect_timeout,
+            false,
+        ),
+        (
+            a::PROXY_INBOUND_CONNECT_TIMEOUT,
+            &mut p.inbound_connect_timeout,
+            false,
+        ),
         (
             a::PROXY_OUTBOUND_DISCOVERY_CACHE_UNUSED_TIMEOUT,
             &mut p.outbound_discovery_cache_unused_timeout,
@@ -133,7 +141,11 @@ pub fn apply(values: &mut Values, ann: &Annotations, ports: &dyn NamedPorts) -> 
     if let Some(v) = get(a::PROXY_WAIT_BEFORE_EXIT_SECONDS) {
         match parse::go_u64(v) {
             Some(n) => p.wait_before_exit_seconds = n,
-            None => w.push(unparsable(a::PROXY_WAIT_BEFORE_EXIT_SECONDS, v, "an unsigned integer")),
+            None => w.push(unparsable(
+                a::PROXY_WAIT_BEFORE_EXIT_SECONDS,
+                v,
+                "an unsigned integer",
+            )),
         }
     }
     // Precedence by presence: a present stable key hides beta and alpha, even if invalid.
@@ -152,7 +164,10 @@ pub fn apply(values: &mut Values, ann: &Annotations, ports: &dyn NamedPorts) -> 
             Some(q) => {
                 p.resources.cpu.request = v.to_string();
                 p.runtime.workers.minimum = q.ceil().unwrap_or_else(|| {
-                    w.push(format!("{}: cannot round {v:?} to a core count", a::PROXY_CPU_REQUEST));
+                    w.push(format!(
+                        "{}: cannot round {v:?} to a core count",
+                        a::PROXY_CPU_REQUEST
+                    ));
                     0
                 });
             }
@@ -164,7 +179,10 @@ pub fn apply(values: &mut Values, ann: &Annotations, ports: &dyn NamedPorts) -> 
             Some(q) => {
                 p.resources.cpu.limit = v.to_string();
                 p.runtime.workers.maximum = q.ceil().unwrap_or_else(|| {
-                    w.push(format!("{}: cannot round {v:?} to a core count", a::PROXY_CPU_LIMIT));
+                    w.push(format!(
+                        "{}: cannot round {v:?} to a core count",
+                        a::PROXY_CPU_LIMIT
+                    ));
                     0
                 });
             }
@@ -184,8 +202,14 @@ pub fn apply(values: &mut Values, ann: &Annotations, ports: &dyn NamedPorts) -> 
     for (key, field) in [
         (a::PROXY_MEMORY_REQUEST, &mut p.resources.memory.request),
         (a::PROXY_MEMORY_LIMIT, &mut p.resources.memory.limit),
-        (a::PROXY_EPHEMERAL_STORAGE_REQUEST, &mut p.resources.ephemeral_storage.request),
-        (a::PROXY_EPHEMERAL_STORAGE_LIMIT, &mut p.resources.ephemeral_storage.limit),
+        (
+            a::PROXY_EPHEMERAL_STORAGE_REQUEST,
+            &mut p.resources.ephemeral_storage.request,
+        ),
+        (
+            a::PROXY_EPHEMERAL_STORAGE_LIMIT,
+            &mut p.resources.ephemeral_storage.limit,
+        ),
     ] {
         if let Some(v) = get(key) {
             match parse::quantity(v) {
@@ -257,9 +281,15 @@ pub fn apply(values: &mut Values, ann: &Annotations, ports: &dyn NamedPorts) -> 
 /// replaces the one with the same name in place, otherwise it is appended.
 pub fn merge_additional_env(values: &mut Values, json: &str) -> Result<(), String> {
     let list: Vec<Value> = serde_json::from_str(json).map_err(|e| {
-        format!("invalid JSON in {} annotation: {e}", a::PROXY_ADDITIONAL_ENV)
+        format!(
+            "invalid JSON in {} annotation: {e}",
+            a::PROXY_ADDITIONAL_ENV
+        )
     })?;
-    if let Some(bad) = list.iter().position(|e| !e.get("name").is_some_and(Value::is_string)) {
+    if let Some(bad) = list
+        .iter()
+        .position(|e| !e.get("name").is_some_and(Value::is_string))
+    {
         return Err(format!(
             "invalid JSON in {} annotation: entry {bad} has no string \"name\"",
             a::PROXY_ADDITIONAL_ENV

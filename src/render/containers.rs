@@ -15,8 +15,13 @@ pub fn init_container(values: &Values, facts: &PodFacts) -> Result<Value, Render
     match pi.iptables_mode.as_str() {
         "" | "legacy" => {}
         "nft" => args.extend(
-            ["--firewall-bin-path", "iptables-nft", "--firewall-save-bin-path", "iptables-nft-save"]
-                .map(String::from),
+            [
+                "--firewall-bin-path",
+                "iptables-nft",
+                "--firewall-save-bin-path",
+                "iptables-nft-save",
+            ]
+            .map(String::from),
         ),
         other => return Err(RenderError::IptablesMode(other.to_string())),
     }
@@ -40,14 +45,20 @@ pub fn init_container(values: &Values, facts: &PodFacts) -> Result<Value, Render
     }
     args.extend(["--inbound-ports-to-ignore".into(), inbound_ignore]);
     if !pi.ignore_outbound_ports.is_empty() {
-        args.extend(["--outbound-ports-to-ignore".into(), pi.ignore_outbound_ports.clone()]);
+        args.extend([
+            "--outbound-ports-to-ignore".into(),
+            pi.ignore_outbound_ports.clone(),
+        ]);
     }
     let close_wait = pi.close_wait_timeout_secs != 0;
     if close_wait {
         if !pi.run_as_root {
             return Err(RenderError::CloseWaitNeedsRoot);
         }
-        args.extend(["--timeout-close-wait-secs".into(), pi.close_wait_timeout_secs.to_string()]);
+        args.extend([
+            "--timeout-close-wait-secs".into(),
+            pi.close_wait_timeout_secs.to_string(),
+        ]);
     }
     if !pi.log_format.is_empty() {
         args.extend(["--log-format".into(), pi.log_format.clone()]);
@@ -96,15 +107,24 @@ pub fn init_container(values: &Values, facts: &PodFacts) -> Result<Value, Render
 
     let mut c = Map::new();
     c.insert("args".into(), json!(args));
-    c.insert("command".into(), json!(["/usr/lib/linkerd/linkerd2-proxy-init"]));
-    c.insert("image".into(), image(&p.image.name, values.proxy_version()).into());
+    c.insert(
+        "command".into(),
+        json!(["/usr/lib/linkerd/linkerd2-proxy-init"]),
+    );
+    c.insert(
+        "image".into(),
+        image(&p.image.name, values.proxy_version()).into(),
+    );
     c.insert("imagePullPolicy".into(), values.proxy_pull_policy().into());
     c.insert("name".into(), a::INIT_CONTAINER.into());
     if let Some(r) = resources(values) {
         c.insert("resources".into(), r);
     }
     c.insert("securityContext".into(), Value::Object(sc));
-    c.insert("terminationMessagePolicy".into(), "FallbackToLogsOnError".into());
+    c.insert(
+        "terminationMessagePolicy".into(),
+        "FallbackToLogsOnError".into(),
+    );
     c.insert("volumeMounts".into(), Value::Array(mounts));
     Ok(Value::Object(c))
 }
@@ -151,12 +171,26 @@ pub fn network_validator(values: &Values) -> Value {
     c.insert(
         "args".into(),
         json!([
-            "--log-format", nv.log_format, "--log-level", nv.log_level,
-            "--connect-addr", connect, "--listen-addr", listen, "--timeout", nv.timeout
+            "--log-format",
+            nv.log_format,
+            "--log-level",
+            nv.log_level,
+            "--connect-addr",
+            connect,
+            "--listen-addr",
+            listen,
+            "--timeout",
+            nv.timeout
         ]),
     );
-    c.insert("command".into(), json!(["/usr/lib/linkerd/linkerd2-network-validator"]));
-    c.insert("image".into(), image(&values.proxy.image.name, values.proxy_version()).into());
+    c.insert(
+        "command".into(),
+        json!(["/usr/lib/linkerd/linkerd2-network-validator"]),
+    );
+    c.insert(
+        "image".into(),
+        image(&values.proxy.image.name, values.proxy_version()).into(),
+    );
     c.insert("imagePullPolicy".into(), values.proxy_pull_policy().into());
     c.insert("name".into(), a::VALIDATOR_CONTAINER.into());
     if let Some(r) = resources(values) {

@@ -21,7 +21,9 @@ use crate::workload::PodTemplate;
 pub enum RenderError {
     #[error("logHTTPHeaders must be one of: insecure | off")]
     LogHttpHeaders,
-    #[error("Unsupported value \"{0}\" for proxyInit.iptablesMode\nValid values: [\"nft\", \"legacy\"]")]
+    #[error(
+        "Unsupported value \"{0}\" for proxyInit.iptablesMode\nValid values: [\"nft\", \"legacy\"]"
+    )]
     IptablesMode(String),
     #[error("proxyInit.runAsRoot must be set to use proxyInit.closeWaitTimeoutSecs")]
     CloseWaitNeedsRoot,
@@ -29,7 +31,9 @@ pub enum RenderError {
     TracingEndpoint,
     #[error("proxy.tracing.collector.meshIdentity.serviceAccountName must be set if proxy tracing is enabled")]
     TracingServiceAccount,
-    #[error("proxy.tracing.collector.meshIdentity.namespace must be set if proxy tracing is enabled")]
+    #[error(
+        "proxy.tracing.collector.meshIdentity.namespace must be set if proxy tracing is enabled"
+    )]
     TracingNamespace,
     #[error("identityTrustAnchorsPEM is empty. Please provide the identity trust anchors (identityTrustAnchorsPEM in the values)")]
     TrustAnchors,
@@ -66,7 +70,10 @@ impl PodFacts {
             .and_then(|c| c.get("securityContext"))
             .and_then(|s| s.get("capabilities"))
             .filter(|c| c.is_object())
-            .map(|c| Caps { add: strings(c.get("add")), drop: strings(c.get("drop")) });
+            .map(|c| Caps {
+                add: strings(c.get("add")),
+                drop: strings(c.get("drop")),
+            });
         let helm_proxy = values.proxy.capabilities.as_ref().map(|c| Caps {
             add: c.add.clone(),
             drop: c.drop.clone(),
@@ -75,7 +82,12 @@ impl PodFacts {
         let init_capabilities = match &proxy_capabilities {
             Some(c) => Some(Caps {
                 add: c.add.clone(),
-                drop: c.drop.iter().filter(|d| *d != "NET_RAW" && *d != "NET_ADMIN").cloned().collect(),
+                drop: c
+                    .drop
+                    .iter()
+                    .filter(|d| *d != "NET_RAW" && *d != "NET_ADMIN")
+                    .cloned()
+                    .collect(),
             }),
             None => values.proxy_init.capabilities.as_ref().map(|c| Caps {
                 add: c.add.clone(),
@@ -124,10 +136,17 @@ pub fn resources(values: &Values) -> Option<Value> {
     let r = &values.proxy.resources;
     let pick = |f: fn(&crate::config::Constraints) -> &String| {
         let mut m = Map::new();
-        for (name, c) in [("cpu", &r.cpu), ("ephemeral-storage", &r.ephemeral_storage), ("memory", &r.memory)] {
+        for (name, c) in [
+            ("cpu", &r.cpu),
+            ("ephemeral-storage", &r.ephemeral_storage),
+            ("memory", &r.memory),
+        ] {
             let v = f(c);
             if !v.is_empty() {
-                m.insert(name.into(), Value::String(crate::parse::canonical_quantity(v)));
+                m.insert(
+                    name.into(),
+                    Value::String(crate::parse::canonical_quantity(v)),
+                );
             }
         }
         m
@@ -188,7 +207,10 @@ pub fn check(values: &Values) -> Result<(), RenderError> {
     if values.identity_trust_anchors_pem.trim().is_empty() {
         return Err(RenderError::TrustAnchors);
     }
-    if !matches!(values.proxy.log_http_headers.as_str(), "" | "off" | "insecure") {
+    if !matches!(
+        values.proxy.log_http_headers.as_str(),
+        "" | "off" | "insecure"
+    ) {
         return Err(RenderError::LogHttpHeaders);
     }
     let nets = values.cluster_networks.trim_matches(',');
@@ -213,8 +235,12 @@ pub fn check(values: &Values) -> Result<(), RenderError> {
 
 /// Go's `net.ParseCIDR` grammar: an IP address, `/`, a prefix length within its bit size.
 fn is_cidr(s: &str) -> bool {
-    let Some((ip, bits)) = s.split_once('/') else { return false };
-    let Ok(ip) = ip.parse::<std::net::IpAddr>() else { return false };
+    let Some((ip, bits)) = s.split_once('/') else {
+        return false;
+    };
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
     if bits.is_empty() || bits.len() > 3 || !bits.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }

@@ -16,8 +16,14 @@ pub fn proxy_container(values: &Values, facts: &PodFacts, control_plane_ns: &str
     let admin = p.ports.admin;
     let native = p.native_sidecar;
     let mut c = Map::new();
-    c.insert("env".into(), Value::Array(env(values, facts, control_plane_ns)));
-    c.insert("image".into(), image(&p.image.name, values.proxy_version()).into());
+    c.insert(
+        "env".into(),
+        Value::Array(env(values, facts, control_plane_ns)),
+    );
+    c.insert(
+        "image".into(),
+        image(&p.image.name, values.proxy_version()).into(),
+    );
     c.insert("imagePullPolicy".into(), values.proxy_pull_policy().into());
     if !native && (p.r#await || p.wait_before_exit_seconds > 0) {
         let mut lifecycle = Map::new();
@@ -79,7 +85,10 @@ pub fn proxy_container(values: &Values, facts: &PodFacts, control_plane_ns: &str
             }),
         );
     }
-    c.insert("terminationMessagePolicy".into(), "FallbackToLogsOnError".into());
+    c.insert(
+        "terminationMessagePolicy".into(),
+        "FallbackToLogsOnError".into(),
+    );
     let mut mounts = vec![json!({
         "mountPath": "/var/run/linkerd/identity/end-entity",
         "name": a::IDENTITY_END_ENTITY_VOLUME,
@@ -88,7 +97,9 @@ pub fn proxy_container(values: &Values, facts: &PodFacts, control_plane_ns: &str
         mounts.push(json!({"mountPath": "/var/run/linkerd/podinfo", "name": a::PODINFO_VOLUME}));
     }
     if values.identity.service_account_token_projection {
-        mounts.push(json!({"mountPath": "/var/run/secrets/tokens", "name": a::IDENTITY_TOKEN_VOLUME}));
+        mounts.push(
+            json!({"mountPath": "/var/run/secrets/tokens", "name": a::IDENTITY_TOKEN_VOLUME}),
+        );
     }
     if let Some(m) = &facts.sa_mount {
         mounts.push(m.clone());
@@ -163,31 +174,86 @@ fn env(values: &Values, facts: &PodFacts, ns: &str) -> Vec<Value> {
             e.push(var("LINKERD2_PROXY_CORES_MAX", w.maximum.to_string()));
         }
         if w.maximum_cpu_ratio != 0.0 {
-            e.push(var("LINKERD2_PROXY_CORES_MAX_RATIO", parse::go_float(w.maximum_cpu_ratio)));
+            e.push(var(
+                "LINKERD2_PROXY_CORES_MAX_RATIO",
+                parse::go_float(w.maximum_cpu_ratio),
+            ));
         }
     }
     if !p.require_identity_on_inbound_ports.is_empty() {
-        e.push(var("LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY", &p.require_identity_on_inbound_ports));
+        e.push(var(
+            "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY",
+            &p.require_identity_on_inbound_ports,
+        ));
     }
-    e.push(var("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", p.enable_shutdown_endpoint.to_string()));
-    let headers = if p.log_http_headers == "insecure" { "" } else { ",[{headers}]=off,[{request}]=off" };
-    e.push(var("LINKERD2_PROXY_LOG", format!("{}{headers}", p.log_level)));
+    e.push(var(
+        "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED",
+        p.enable_shutdown_endpoint.to_string(),
+    ));
+    let headers = if p.log_http_headers == "insecure" {
+        ""
+    } else {
+        ",[{headers}]=off,[{request}]=off"
+    };
+    e.push(var(
+        "LINKERD2_PROXY_LOG",
+        format!("{}{headers}", p.log_level),
+    ));
     e.push(var("LINKERD2_PROXY_LOG_FORMAT", &p.log_format));
-    e.push(var("LINKERD2_PROXY_DESTINATION_SVC_ADDR", format!("linkerd-dst-headless.{ns}.svc.{domain}.:8086")));
-    e.push(var("LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS", &values.cluster_networks));
-    e.push(var("LINKERD2_PROXY_POLICY_SVC_ADDR", format!("linkerd-policy.{ns}.svc.{domain}.:8090")));
-    e.push(var("LINKERD2_PROXY_POLICY_WORKLOAD", "{\"ns\":\"$(_pod_ns)\", \"pod\":\"$(_pod_name)\"}\n"));
-    e.push(var("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", &p.default_inbound_policy));
-    e.push(var("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", &values.cluster_networks));
+    e.push(var(
+        "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+        format!("linkerd-dst-headless.{ns}.svc.{domain}.:8086"),
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+        &values.cluster_networks,
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_POLICY_SVC_ADDR",
+        format!("linkerd-policy.{ns}.svc.{domain}.:8090"),
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_POLICY_WORKLOAD",
+        "{\"ns\":\"$(_pod_ns)\", \"pod\":\"$(_pod_name)\"}\n",
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
+        &p.default_inbound_policy,
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
+        &values.cluster_networks,
+    ));
     let streams = &p.control.streams;
-    e.push(var("LINKERD2_PROXY_CONTROL_STREAM_INITIAL_TIMEOUT", &streams.initial_timeout));
-    e.push(var("LINKERD2_PROXY_CONTROL_STREAM_IDLE_TIMEOUT", &streams.idle_timeout));
-    e.push(var("LINKERD2_PROXY_CONTROL_STREAM_LIFETIME", &streams.lifetime));
+    e.push(var(
+        "LINKERD2_PROXY_CONTROL_STREAM_INITIAL_TIMEOUT",
+        &streams.initial_timeout,
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_CONTROL_STREAM_IDLE_TIMEOUT",
+        &streams.idle_timeout,
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_CONTROL_STREAM_LIFETIME",
+        &streams.lifetime,
+    ));
     for (name, v) in [
-        ("LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT", &p.inbound_connect_timeout),
-        ("LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT", &p.outbound_connect_timeout),
-        ("LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT", &p.outbound_discovery_cache_unused_timeout),
-        ("LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT", &p.inbound_discovery_cache_unused_timeout),
+        (
+            "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT",
+            &p.inbound_connect_timeout,
+        ),
+        (
+            "LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT",
+            &p.outbound_connect_timeout,
+        ),
+        (
+            "LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT",
+            &p.outbound_discovery_cache_unused_timeout,
+        ),
+        (
+            "LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT",
+            &p.inbound_discovery_cache_unused_timeout,
+        ),
     ] {
         if !v.is_empty() {
             e.push(var(name, v));
@@ -199,40 +265,85 @@ fn env(values: &Values, facts: &PodFacts, ns: &str) -> Vec<Value> {
     if p.disable_inbound_protocol_detect_timeout {
         e.push(var("LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT", "365d"));
     }
-    e.push(var("LINKERD2_PROXY_CONTROL_LISTEN_ADDR", format!("{any}:{}", p.ports.control)));
-    e.push(var("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", format!("{any}:{}", p.ports.admin)));
+    e.push(var(
+        "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
+        format!("{any}:{}", p.ports.control),
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+        format!("{any}:{}", p.ports.admin),
+    ));
     let out = p.ports.outbound;
-    e.push(var("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", format!("127.0.0.1:{out}")));
-    let addrs = if ipv6 { format!("127.0.0.1:{out},[::1]:{out}") } else { format!("127.0.0.1:{out}") };
+    e.push(var(
+        "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
+        format!("127.0.0.1:{out}"),
+    ));
+    let addrs = if ipv6 {
+        format!("127.0.0.1:{out},[::1]:{out}")
+    } else {
+        format!("127.0.0.1:{out}")
+    };
     e.push(var("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS", addrs));
-    e.push(var("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", format!("{any}:{}", p.ports.inbound)));
+    e.push(var(
+        "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+        format!("{any}:{}", p.ports.inbound),
+    ));
     e.push(field_ref("LINKERD2_PROXY_INBOUND_IPS", "status.podIPs"));
     e.push(var("LINKERD2_PROXY_INBOUND_PORTS", &facts.inbound_ports));
     if p.is_gateway {
-        e.push(var("LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES", format!("svc.{domain}.")));
+        e.push(var(
+            "LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES",
+            format!("svc.{domain}."),
+        ));
     }
     if p.is_ingress {
         e.push(var("LINKERD2_PROXY_INGRESS_MODE", "true"));
     }
-    let suffixes = if p.enable_external_profiles { ".".to_string() } else { format!("svc.{domain}.") };
+    let suffixes = if p.enable_external_profiles {
+        ".".to_string()
+    } else {
+        format!("svc.{domain}.")
+    };
     e.push(var("LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", suffixes));
     e.push(var("LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE", "10000ms"));
     e.push(var("LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE", "10000ms"));
     e.push(var("LINKERD2_PROXY_INBOUND_ACCEPT_USER_TIMEOUT", "30s"));
     e.push(var("LINKERD2_PROXY_OUTBOUND_CONNECT_USER_TIMEOUT", "30s"));
-    e.push(var("LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS", p.metrics.hostname_labels.to_string()));
+    e.push(var(
+        "LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS",
+        p.metrics.hostname_labels.to_string(),
+    ));
     if let Some(t) = p.tracing.as_ref().filter(|t| t.enabled) {
-        e.push(var("LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH", "/var/run/linkerd/podinfo/labels"));
+        e.push(var(
+            "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH",
+            "/var/run/linkerd/podinfo/labels",
+        ));
         // Upstream points at annotations although the volume only has labels.
-        e.push(var("LINKERD2_PROXY_TRACE_ANNOTATIONS_PATH", "/var/run/linkerd/podinfo/annotations"));
-        let protocol = if t.protocol.is_empty() { "opentelemetry" } else { &t.protocol };
+        e.push(var(
+            "LINKERD2_PROXY_TRACE_ANNOTATIONS_PATH",
+            "/var/run/linkerd/podinfo/annotations",
+        ));
+        let protocol = if t.protocol.is_empty() {
+            "opentelemetry"
+        } else {
+            &t.protocol
+        };
         e.push(var("LINKERD2_PROXY_TRACE_PROTOCOL", protocol));
-        e.push(var("LINKERD2_PROXY_TRACE_SERVICE_NAME", &t.trace_service_name));
-        e.push(var("LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR", &t.collector.endpoint));
+        e.push(var(
+            "LINKERD2_PROXY_TRACE_SERVICE_NAME",
+            &t.trace_service_name,
+        ));
+        e.push(var(
+            "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR",
+            &t.collector.endpoint,
+        ));
         let mi = &t.collector.mesh_identity;
         e.push(var(
             "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME",
-            format!("{}.{}.serviceaccount.identity.{ns}.{td}", mi.service_account_name, mi.namespace),
+            format!(
+                "{}.{}.serviceaccount.identity.{ns}.{td}",
+                mi.service_account_name, mi.namespace
+            ),
         ));
         let mut labels = t.labels.clone();
         if let Some(name) = &facts.service_name {
@@ -244,7 +355,10 @@ fn env(values: &Values, facts: &PodFacts, ns: &str) -> Vec<Value> {
     params(&mut e, "INBOUND", &p.inbound);
     params(&mut e, "OUTBOUND", &p.outbound);
     if !p.opaque_ports.is_empty() {
-        e.push(var("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", &p.opaque_ports));
+        e.push(var(
+            "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+            &p.opaque_ports,
+        ));
     }
     e.push(var(
         "LINKERD2_PROXY_DESTINATION_CONTEXT",
@@ -253,7 +367,10 @@ fn env(values: &Values, facts: &PodFacts, ns: &str) -> Vec<Value> {
     e.push(field_ref("_pod_sa", "spec.serviceAccountName"));
     e.push(var("_l5d_ns", ns));
     e.push(var("_l5d_trustdomain", td));
-    e.push(var("LINKERD2_PROXY_IDENTITY_DIR", "/var/run/linkerd/identity/end-entity"));
+    e.push(var(
+        "LINKERD2_PROXY_IDENTITY_DIR",
+        "/var/run/linkerd/identity/end-entity",
+    ));
     e.push(var(
         "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
         format!("{}\n", values.identity_trust_anchors_pem.trim()),
@@ -264,20 +381,35 @@ fn env(values: &Values, facts: &PodFacts, ns: &str) -> Vec<Value> {
         "/var/run/secrets/kubernetes.io/serviceaccount/token"
     };
     e.push(var("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", token));
-    e.push(var("LINKERD2_PROXY_IDENTITY_SVC_ADDR", format!("linkerd-identity-headless.{ns}.svc.{domain}.:8080")));
+    e.push(var(
+        "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+        format!("linkerd-identity-headless.{ns}.svc.{domain}.:8080"),
+    ));
     e.push(var(
         "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
         format!("$(_pod_sa).$(_pod_ns).serviceaccount.identity.{ns}.{td}"),
     ));
     let svc_name = |sa: &str| format!("{sa}.{ns}.serviceaccount.identity.{ns}.{td}");
-    e.push(var("LINKERD2_PROXY_IDENTITY_SVC_NAME", svc_name("linkerd-identity")));
-    e.push(var("LINKERD2_PROXY_DESTINATION_SVC_NAME", svc_name("linkerd-destination")));
-    e.push(var("LINKERD2_PROXY_POLICY_SVC_NAME", svc_name("linkerd-destination")));
+    e.push(var(
+        "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+        svc_name("linkerd-identity"),
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_DESTINATION_SVC_NAME",
+        svc_name("linkerd-destination"),
+    ));
+    e.push(var(
+        "LINKERD2_PROXY_POLICY_SVC_NAME",
+        svc_name("linkerd-destination"),
+    ));
     if !p.access_log.is_empty() {
         e.push(var("LINKERD2_PROXY_ACCESS_LOG", &p.access_log));
     }
     if !p.shutdown_grace_period.is_empty() {
-        e.push(var("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", &p.shutdown_grace_period));
+        e.push(var(
+            "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD",
+            &p.shutdown_grace_period,
+        ));
     }
     e.extend(p.additional_env.iter().cloned());
     e.extend(p.experimental_env.iter().cloned());
@@ -294,11 +426,20 @@ fn params(e: &mut Vec<Value>, dir: &str, scopes: &Map<String, Value>) {
     };
     let up = |s: &str| parse::snake_case(s).to_uppercase();
     for (scope, protos) in sorted(scopes) {
-        let Some(protos) = protos.as_object() else { continue };
+        let Some(protos) = protos.as_object() else {
+            continue;
+        };
         for (proto, params) in sorted(protos) {
-            let Some(params) = params.as_object() else { continue };
+            let Some(params) = params.as_object() else {
+                continue;
+            };
             for (param, v) in sorted(params) {
-                let name = format!("LINKERD2_PROXY_{dir}_{}_{}_{}", up(&scope), up(&proto), up(&param));
+                let name = format!(
+                    "LINKERD2_PROXY_{dir}_{}_{}_{}",
+                    up(&scope),
+                    up(&proto),
+                    up(&param)
+                );
                 e.push(var(&name, param_text(&v)));
             }
         }
