@@ -50,16 +50,35 @@ pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
     Ok(docs)
 }
 
-/// Parses one document; blank and comment-only documents are `null`.
+/// Parses one document; blank and comment-only documents are `null`. YAML merge keys
+/// (`<<: *defaults`) are applied, as Kubernetes' YAML reader does.
 pub fn parse(doc: &str) -> Result<Value, ParseError> {
-    serde_yaml::from_str(doc).map_err(|e| {
-        let text = e.to_string();
-        let problem = text.split(" at line ").next().unwrap_or(&text).to_string();
-        ParseError {
-            line: e.location().map(|l| l.line()).unwrap_or(0),
-            problem,
-        }
-    })
+    if !doc.contains("<<") {
+        return serde_yaml::from_str(doc).map_err(parse_error);
+    }
+    // Rare: go through serde_yaml's own value to apply the merge keys.
+    let mut v: serde_yaml::Value = serde_yaml::from_str(doc).map_err(parse_error)?;
+    merge_recursively(&mut v).map_err(parse_error)?;
+    serde_yaml::from_value(v).map_err(parse_error)
+}
+
+fn merge_recursively(v: &mut serde_yaml::Value) -> Result<(), serde_yaml::Error> {
+    v.apply_merge()?;
+    match v {
+        serde_yaml::Value::Mapping(m) => m.values_mut().try_for_each(merge_recursively),
+        serde_yaml::Value::Sequence(s) => s.iter_mut().try_for_each(merge_recursively),
+        serde_yaml::Value::Tagged(t) => merge_recursively(&mut t.value),
+        _ => Ok(()),
+    }
+}
+
+fn parse_error(e: serde_yaml::Error) -> ParseError {
+    let text = e.to_string();
+    let problem = text.split(" at line ").next().unwrap_or(&text).to_string();
+    ParseError {
+        line: e.location().map(|l| l.line()).unwrap_or(0),
+        problem,
+    }
 }
 
 /// Output format of the CLI.
@@ -116,6 +135,12 @@ mod tests {
     fn blank_and_comment_documents_are_null() {
         assert_eq!(parse("\n").unwrap(), Value::Null);
         assert_eq!(parse("# only a comment\n").unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let v = parse("base: &b {a: 1, b: 2}\nderived:\n  <<: *b\n  b: 3\n").unwrap();
+        assert_eq!(v["derived"], serde_json::json!({"a": 1, "b": 3}));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Golden tests of the CLI as a process: every case under `tests/fixtures/cli` is run and its
-//! stdout, stderr and exit code compared byte for byte with the files beside it.
+//! Golden tests of the CLI as a process: every case under `tests/fixtures/cli` is run (with
+//! its `stdin` file, if any, on standard input) and its stdout, stderr and exit code compared
+//! byte for byte with the files beside it.
 //!
 //! After an intended change, regenerate with `UPDATE_GOLDEN=1 cargo test --test cli_fixtures`
 //! and review the diff.
@@ -21,7 +22,8 @@ fn cli_cases_match_their_goldens() {
     // Some cases read another case's golden as input: two passes settle them when updating.
     for pass in 0..(if update { 2 } else { 1 }) {
         for case in &all {
-            let run = run_cli(&case.dir, &case.args, b"");
+            let stdin = std::fs::read(case.dir.join("stdin")).unwrap_or_default();
+            let run = run_cli(&case.dir, &case.args, &stdin);
             let files = [
                 ("stdout.golden", run.stdout.clone()),
                 ("stderr.golden", run.stderr.clone()),

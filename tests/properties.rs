@@ -32,7 +32,7 @@ fn args_with_input(case: &Case, input: &str) -> Vec<String> {
     let mut args: Vec<String> = case
         .args
         .iter()
-        .filter(|a| !inputs.contains(&case.dir.join(a)))
+        .filter(|a| *a != "-" && !inputs.contains(&case.dir.join(a)))
         .cloned()
         .collect();
     args.push(input.to_string());

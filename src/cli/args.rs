@@ -49,6 +49,28 @@ pub struct Common {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
     pub output: Format,
+
+    /// Accepted for compatibility with `linkerd` command lines and ignored: this CLI works
+    /// offline and never contacts a cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// `linkerd`'s cluster-access flags, accepted and ignored.
+#[derive(Debug, Args)]
+pub struct ClusterFlags {
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub kubeconfig: Option<String>,
+    #[arg(long, hide = true)]
+    pub context: Option<String>,
+    #[arg(long = "as", hide = true)]
+    pub impersonate: Option<String>,
+    #[arg(long = "as-group", hide = true)]
+    pub impersonate_group: Vec<String>,
+    #[arg(long, hide = true)]
+    pub api_addr: Option<String>,
+    #[arg(long, hide = true)]
+    pub cni_namespace: Option<String>,
 }
 
 #[derive(Debug, Args)]

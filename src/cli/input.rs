@@ -86,7 +86,12 @@ fn fetch(url: &str) -> Result<String, InputError> {
         url: url.to_string(),
         message,
     };
+    // The system's trust store (and SSL_CERT_FILE / SSL_CERT_DIR), as other CLIs use.
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(60)))
         .build()

@@ -41,11 +41,17 @@ impl Case {
                 skip = false;
                 continue;
             }
-            if a.starts_with('-') {
+            if a == "-" {
+                continue;
+            }
+            if a.starts_with('-') && a != "-" {
                 skip = takes_value(a);
                 continue;
             }
             out.push(self.dir.join(a));
+        }
+        if self.args.iter().any(|a| a == "-") {
+            out.push(self.dir.join("stdin"));
         }
         out
     }
