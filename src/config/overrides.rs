@@ -159,34 +159,30 @@ pub fn apply(values: &mut Values, ann: &Annotations, ports: &dyn NamedPorts) -> 
     if let Some(b) = native.and_then(parse::go_bool) {
         p.native_sidecar = b;
     }
-    if let Some(v) = get(a::PROXY_CPU_REQUEST) {
+    // The CPU request sets the minimum worker count, the limit the maximum (rounded up).
+    let workers = &mut p.runtime.workers;
+    for (key, field, count) in [
+        (
+            a::PROXY_CPU_REQUEST,
+            &mut p.resources.cpu.request,
+            &mut workers.minimum,
+        ),
+        (
+            a::PROXY_CPU_LIMIT,
+            &mut p.resources.cpu.limit,
+            &mut workers.maximum,
+        ),
+    ] {
+        let Some(v) = get(key) else { continue };
         match parse::quantity(v) {
             Some(q) => {
-                p.resources.cpu.request = v.to_string();
-                p.runtime.workers.minimum = q.ceil().unwrap_or_else(|| {
-                    w.push(format!(
-                        "{}: cannot round {v:?} to a core count",
-                        a::PROXY_CPU_REQUEST
-                    ));
+                *field = v.to_string();
+                *count = q.ceil().unwrap_or_else(|| {
+                    w.push(format!("{key}: cannot round {v:?} to a core count"));
                     0
                 });
             }
-            None => w.push(unparsable(a::PROXY_CPU_REQUEST, v, "a quantity")),
-        }
-    }
-    if let Some(v) = get(a::PROXY_CPU_LIMIT) {
-        match parse::quantity(v) {
-            Some(q) => {
-                p.resources.cpu.limit = v.to_string();
-                p.runtime.workers.maximum = q.ceil().unwrap_or_else(|| {
-                    w.push(format!(
-                        "{}: cannot round {v:?} to a core count",
-                        a::PROXY_CPU_LIMIT
-                    ));
-                    0
-                });
-            }
-            None => w.push(unparsable(a::PROXY_CPU_LIMIT, v, "a quantity")),
+            None => w.push(unparsable(key, v, "a quantity")),
         }
     }
     if let Some(v) = get(a::PROXY_CPU_RATIO_LIMIT) {

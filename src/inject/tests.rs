@@ -30,6 +30,25 @@ fn webhook_request<'a>(
     }
 }
 
+fn cli_request<'a>(
+    values: &'a Values,
+    mode: Mode,
+    overrides: &'a Annotations,
+    empty: &'a Annotations,
+) -> Request<'a> {
+    Request {
+        values,
+        mode,
+        origin: Origin::Cli,
+        control_plane_ns: "linkerd",
+        created_by: "t",
+        overrides,
+        scheduled: empty,
+        owner: None,
+        namespace: None,
+    }
+}
+
 fn paths(ops: &[PatchOperation]) -> Vec<String> {
     ops.iter().map(|o| o.path().to_string()).collect()
 }
@@ -179,17 +198,7 @@ fn keys_are_escaped_per_rfc6901() {
     let mut overrides = Annotations::new();
     overrides.insert("example.com/odd~key".into(), "v\"with\\quotes\n".into());
     let empty = Annotations::new();
-    let req = Request {
-        values: &v,
-        mode: Mode::AnnotateOnly,
-        origin: Origin::Cli,
-        control_plane_ns: "linkerd",
-        created_by: "t",
-        overrides: &overrides,
-        scheduled: &empty,
-        owner: None,
-        namespace: None,
-    };
+    let req = cli_request(&v, Mode::AnnotateOnly, &overrides, &empty);
     let dep = json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": []}}}});
     let out = inject(&dep, &req).unwrap();
     let p = paths(&out.patch);
@@ -204,17 +213,7 @@ fn keys_are_escaped_per_rfc6901() {
 fn cli_refuses_only_workloads_it_was_asked_to_inject() {
     let v = values("x");
     let empty = Annotations::new();
-    let req = Request {
-        values: &v,
-        mode: Mode::Full,
-        origin: Origin::Cli,
-        control_plane_ns: "linkerd",
-        created_by: "t",
-        overrides: &empty,
-        scheduled: &empty,
-        owner: None,
-        namespace: None,
-    };
+    let req = cli_request(&v, Mode::Full, &empty, &empty);
     let host = |ann: serde_json::Value| {
         json!({"kind": "Deployment", "metadata": {"name": "d"},
                "spec": {"template": {"metadata": {"annotations": ann},
@@ -233,17 +232,7 @@ fn cli_refuses_only_workloads_it_was_asked_to_inject() {
 fn wrong_types_are_errors_naming_the_field() {
     let v = values("x");
     let empty = Annotations::new();
-    let req = Request {
-        values: &v,
-        mode: Mode::Full,
-        origin: Origin::Cli,
-        control_plane_ns: "linkerd",
-        created_by: "t",
-        overrides: &empty,
-        scheduled: &empty,
-        owner: None,
-        namespace: None,
-    };
+    let req = cli_request(&v, Mode::Full, &empty, &empty);
     for (doc, msg) in [
         (
             json!({"kind": "Deployment", "spec": {"template": "x"}}),
