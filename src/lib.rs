@@ -11,6 +11,9 @@
 //! - [`render`]: the containers and volumes injection adds.
 //! - [`inject`] / [`uninject`]: the entry points.
 //! - [`manifest`]: splitting YAML streams into documents and writing them back.
+//!
+//! The front-ends: [`cli`] (offline `inject`/`uninject`) and [`webhook`] (the admission
+//! server); they do the I/O.
 
 pub mod annotations;
 pub mod cli;
@@ -22,6 +25,7 @@ pub mod parse;
 pub mod patch;
 pub mod render;
 pub mod uninject;
+pub mod webhook;
 pub mod workload;
 
 /// This build's version, as written into `linkerd.io/created-by`.

@@ -1,9 +1,10 @@
-//! `proxy-injector`: arguments in, dispatch to the CLI; nothing else.
+//! `proxy-injector`: arguments in, dispatch to the CLI or the webhook; nothing else.
 
 use clap::Parser;
+use proxy_injector::cli::{Cli, Command};
 
 fn main() {
-    let cli = match proxy_injector::cli::Cli::try_parse() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // Usage errors exit 1, as Linkerd's CLI does; --help and --version exit 0.
@@ -11,6 +12,23 @@ fn main() {
             std::process::exit(if e.use_stderr() { 1 } else { 0 });
         }
     };
+    if let Command::Webhook(args) = cli.command {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("Error: starting the async runtime: {e}");
+                std::process::exit(1);
+            }
+        };
+        if let Err(e) = runtime.block_on(proxy_injector::webhook::run(*args)) {
+            eprintln!("Error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let out = proxy_injector::cli::run(cli, &mut std::io::stdin().lock());
     std::process::exit(proxy_injector::cli::emit(&out));
 }

@@ -28,6 +28,8 @@ pub enum Command {
     Inject(Box<InjectArgs>),
     /// Remove the Linkerd proxy and everything injection added from manifests.
     Uninject(UninjectArgs),
+    /// Run the mutating admission webhook (HTTPS) that injects pods as they are created.
+    Webhook(Box<crate::webhook::WebhookArgs>),
 }
 
 #[derive(Debug, Args)]

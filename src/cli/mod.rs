@@ -43,6 +43,13 @@ pub fn run(cli: Cli, stdin: &mut dyn std::io::Read) -> Output {
     let result = match cli.command {
         Command::Inject(a) => pipeline::inject(&a, stdin),
         Command::Uninject(a) => pipeline::uninject(&a, stdin),
+        Command::Webhook(_) => {
+            return Output {
+                stderr: "Error: the webhook is run by main, not cli::run\n".into(),
+                code: 1,
+                ..Output::default()
+            }
+        }
     };
     result.unwrap_or_else(|e| Output {
         stdout: String::new(),

@@ -131,3 +131,5 @@ pub fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
         .filter(|v| !v.is_null())
         .collect()
 }
+pub mod kube_api;
+pub mod webhook;

@@ -1,0 +1,378 @@
+//! One admission review: HTTP checks, decoding, the core's decision, and the answer.
+//!
+//! Faults of ours or of the cluster (no config, caches not synced, a failed lookup, the
+//! deadline) answer HTTP 500 at once, so the webhook's `failurePolicy` decides and a broken
+//! injector never blocks pod creation. A pod whose own annotations make injection impossible
+//! is denied, as Linkerd does, with a message that names the annotation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::DynamicObject;
+use kube::runtime::events::{Event, EventType, Recorder};
+use serde_json::{Map, Value};
+
+use super::cache::{CacheError, Caches, Owner};
+use super::config::ConfigStore;
+use super::metrics::{Metrics, OutcomeLabels, RequestLabels, ResponseLabels};
+use crate::annotations as a;
+use crate::config::overrides::Annotations;
+use crate::decide::Origin;
+use crate::inject::{self, InjectError, Mode, Outcome, Request};
+use crate::render::RenderError;
+use crate::workload;
+
+/// Everything a review needs, shared by all requests.
+pub struct AppState {
+    pub config: Arc<ConfigStore>,
+    pub caches: Caches,
+    pub recorder: Option<Recorder>,
+    pub metrics: Arc<Metrics>,
+    pub control_plane_ns: String,
+    pub created_by: String,
+    pub request_timeout: Duration,
+}
+
+/// Bodies above this are decoded and rendered on the blocking pool, so that a huge pod does
+/// not hold an async worker while other reviews wait.
+const HEAVY_BODY: usize = 128 * 1024;
+
+/// A fault that is not the pod's: answered HTTP 500.
+#[derive(Debug, thiserror::Error)]
+enum Fault {
+    #[error("the Linkerd config has not been loaded from the config directory")]
+    NoConfig,
+    #[error("the namespace, replicaset and job caches have not synced yet")]
+    NotSynced,
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot inject: {0}")]
+    Core(String),
+    #[error("review worker failed: {0}")]
+    Join(String),
+}
+
+/// `POST /`.
+pub async fn review(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let start = Instant::now();
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
+    }
+    if body.is_empty() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "empty body: expected an AdmissionReview",
+        );
+    }
+    let heavy = body.len() > HEAVY_BODY;
+    let decoded = blocking(heavy, move || {
+        serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body)
+    })
+    .await;
+    let review = match decoded {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("failed to decode admission review request: {e}"),
+            )
+        }
+        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(_) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "invalid admission review request: no request",
+            )
+        }
+    };
+    if req.uid.is_empty() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "invalid admission review request: no request.uid",
+        );
+    }
+    let uid = req.uid.clone();
+    let ns = req.namespace.clone().unwrap_or_default();
+    let name = object_name(&req);
+    let result = tokio::time::timeout(state.request_timeout, handle(&state, req, heavy)).await;
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let (response, outcome) = match result {
+        Ok(Ok((response, outcome))) => (response, outcome),
+        Ok(Err(fault)) => {
+            tracing::error!(%uid, namespace = %ns, name = %name, error = %fault, latency_ms = elapsed_ms, "review failed");
+            state
+                .metrics
+                .latency
+                .get_or_create(&OutcomeLabels { outcome: "error" })
+                .observe(elapsed_ms);
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, &fault.to_string());
+        }
+        Err(_) => {
+            tracing::error!(%uid, namespace = %ns, name = %name, latency_ms = elapsed_ms, "review deadline passed");
+            state
+                .metrics
+                .latency
+                .get_or_create(&OutcomeLabels { outcome: "error" })
+                .observe(elapsed_ms);
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("review deadline of {:?} passed", state.request_timeout),
+            );
+        }
+    };
+    state
+        .metrics
+        .latency
+        .get_or_create(&OutcomeLabels { outcome })
+        .observe(elapsed_ms);
+    tracing::info!(%uid, namespace = %ns, name = %name, decision = outcome, latency_ms = elapsed_ms, "review");
+    match serde_json::to_vec(&response.into_review()) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("encoding the response: {e}"),
+        ),
+    }
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+/// Runs `f` on the blocking pool when `heavy`, inline otherwise.
+async fn blocking<T: Send + 'static>(
+    heavy: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Fault> {
+    if heavy {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Fault::Join(e.to_string()))
+    } else {
+        Ok(f())
+    }
+}
+
+fn object_name(req: &AdmissionRequest<DynamicObject>) -> String {
+    let meta = req.object.as_ref().map(|o| &o.metadata);
+    meta.and_then(|m| m.name.clone())
+        .or_else(|| meta.and_then(|m| m.generate_name.clone()))
+        .unwrap_or_else(|| req.name.clone())
+}
+
+/// The object as the JSON the API server sent (metadata re-encoded from its typed form).
+fn object_value(obj: DynamicObject, fallback_kind: &str) -> Value {
+    let mut map = match obj.data {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    if let Some(t) = obj.types {
+        map.insert("apiVersion".into(), Value::String(t.api_version));
+        map.insert("kind".into(), Value::String(t.kind));
+    }
+    map.entry("kind")
+        .or_insert_with(|| Value::String(fallback_kind.to_string()));
+    map.insert(
+        "metadata".into(),
+        serde_json::to_value(obj.metadata).unwrap_or(Value::Null),
+    );
+    Value::Object(map)
+}
+
+async fn handle(
+    state: &AppState,
+    req: AdmissionRequest<DynamicObject>,
+    heavy: bool,
+) -> Result<(AdmissionResponse, &'static str), Fault> {
+    let allow = AdmissionResponse::from(&req);
+    if req.operation != Operation::Create {
+        return Ok((allow, "ignored"));
+    }
+    let Some(object) = req.object.clone() else {
+        return Ok((allow, "ignored"));
+    };
+    let obj = object_value(object, &req.kind.kind);
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    if kind != "pod" && kind != "service" {
+        return Ok((allow, "ignored"));
+    }
+    let values = state.config.current().ok_or(Fault::NoConfig)?;
+    if !state.caches.synced() {
+        return Err(Fault::NotSynced);
+    }
+    let ns = req.namespace.clone().unwrap_or_default();
+    let ns_annotations = state.caches.namespace_annotations(&ns).await?;
+    let owner = if kind == "pod" {
+        Some(state.caches.owner(&obj, &ns).await?)
+    } else {
+        None
+    };
+
+    let control_plane_ns = state.control_plane_ns.clone();
+    let created_by = state.created_by.clone();
+    let (ns_ann, own, obj) = (ns_annotations.clone(), owner.clone(), Arc::new(obj));
+    let obj_for_core = obj.clone();
+    let result = blocking(heavy, move || {
+        let empty = Annotations::new();
+        let request = Request {
+            values: &values,
+            mode: Mode::Full,
+            origin: Origin::Webhook {
+                namespace_annotations: &ns_ann,
+            },
+            control_plane_ns: &control_plane_ns,
+            created_by: &created_by,
+            overrides: &empty,
+            scheduled: &empty,
+            owner: own.as_ref().map(|o| (o.kind.as_str(), o.name.as_str())),
+            namespace: Some(&ns),
+        };
+        inject::inject(&obj_for_core, &request)
+    })
+    .await?;
+    let ns = req.namespace.clone().unwrap_or_default();
+    let owner_kind = owner
+        .as_ref()
+        .map(|o| o.metric_kind().to_string())
+        .unwrap_or_default();
+    let outcome = match result {
+        Ok(o) => o,
+        Err(InjectError::Render(e)) => {
+            return match annotation_cause(&e, &obj, &ns_annotations) {
+                Some(message) => Ok((allow.deny(message), "denied")),
+                None => Err(Fault::Core(e.to_string())),
+            };
+        }
+        Err(e) => return Err(Fault::Core(e.to_string())),
+    };
+    let Outcome {
+        report,
+        patch,
+        warnings,
+    } = outcome;
+    for w in &warnings {
+        tracing::warn!(uid = %req.uid, namespace = %ns, "{w}");
+    }
+    let annotation_at = report.annotation_at.label().to_string();
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            owner_kind: owner_kind.clone(),
+            namespace: ns.clone(),
+            annotation_at: annotation_at.clone(),
+        })
+        .inc();
+    let injected = report.injectable();
+    if !req.dry_run {
+        if let Some(owner) = owner.as_ref() {
+            record_event(state, owner, injected, &report.reason_texts());
+        }
+    }
+    let respond = |skip: bool, reason: String| {
+        state
+            .metrics
+            .responses
+            .get_or_create(&ResponseLabels {
+                owner_kind: owner_kind.clone(),
+                namespace: ns.clone(),
+                skip: skip.to_string(),
+                skip_reason: reason,
+                annotation_at: annotation_at.clone(),
+            })
+            .inc();
+    };
+    if patch.is_empty() {
+        if kind == "pod" {
+            respond(true, report.reason_codes());
+        }
+        return Ok((allow, "skipped"));
+    }
+    respond(false, String::new());
+    let decision = if injected { "injected" } else { "patched" };
+    let response = allow
+        .with_patch(json_patch::Patch(patch))
+        .map_err(|e| Fault::Core(format!("encoding the patch: {e}")))?;
+    Ok((response, decision))
+}
+
+/// D-2: when a rendering error comes from an annotation the pod carries (or inherits), the
+/// pod is denied with a message naming it; otherwise the config is at fault.
+fn annotation_cause(e: &RenderError, obj: &Value, ns: &Annotations) -> Option<String> {
+    let key = match e {
+        RenderError::LogHttpHeaders => a::PROXY_LOG_HTTP_HEADERS,
+        RenderError::CloseWaitNeedsRoot => a::CLOSE_WAIT_TIMEOUT,
+        _ => return None,
+    };
+    let own = workload::string_map(
+        obj.get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(Value::as_object),
+    );
+    let value = own.get(key).or_else(|| ns.get(key))?;
+    Some(format!("{e} (annotation {key}: {value:?})"))
+}
+
+/// Events go out in the background: they must not slow the review down.
+fn record_event(state: &AppState, owner: &Owner, injected: bool, reasons: &str) {
+    let (Some(recorder), Some(reference)) = (state.recorder.clone(), owner.reference.clone())
+    else {
+        return;
+    };
+    if owner.metric_kind().is_empty() {
+        return;
+    }
+    let event = if injected {
+        Event {
+            type_: EventType::Normal,
+            reason: "Injected".into(),
+            note: Some("Linkerd sidecar proxy injected".into()),
+            action: "Injected".into(),
+            secondary: None,
+        }
+    } else {
+        Event {
+            type_: EventType::Normal,
+            reason: "InjectionSkipped".into(),
+            note: Some(format!(
+                "Linkerd sidecar proxy injection skipped: {reasons}"
+            )),
+            action: "InjectionSkipped".into(),
+            secondary: None,
+        }
+    };
+    tokio::spawn(async move {
+        if let Err(error) = recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, "could not record an event");
+        }
+    });
+}

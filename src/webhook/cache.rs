@@ -1,0 +1,266 @@
+//! Namespaces, ReplicaSets and Jobs from the Kubernetes API, through metadata-only
+//! reflectors: reviews read them from memory, never with a GET on the hot path.
+//!
+//! The one exception is a miss. A new namespace, or the ReplicaSet a Deployment has just
+//! created, can reach us in a review before its watch event does; then we make one direct
+//! GET (upstream denies the pod for a namespace it has not cached, Q-8). `/ready` stays false
+//! until the three caches have done their initial list.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Client;
+use serde_json::Value;
+
+use crate::config::overrides::Annotations;
+
+/// The cluster could not tell us what we need; the review is answered HTTP 500.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("namespace {0:?} not found")]
+    NamespaceNotFound(String),
+    #[error("looking up {what}: {source}")]
+    Api { what: String, source: kube::Error },
+}
+
+/// The pod's owner as Linkerd resolves it (§10.5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Owner {
+    /// Lower-cased kind: `deployment`, `cronjob`, `replicaset`, `pod`, …
+    pub kind: String,
+    pub name: String,
+    /// Where to record Events; `None` for a bare pod (it does not exist yet).
+    pub reference: Option<ObjectReference>,
+}
+
+/// Kinds upstream's resource table knows; other owners get `owner_kind=""` and no events.
+const KNOWN_OWNER_KINDS: &[&str] = &[
+    "cronjob",
+    "configmap",
+    "deployment",
+    "daemonset",
+    "endpoints",
+    "endpointslices",
+    "job",
+    "mutatingwebhookconfig",
+    "namespace",
+    "node",
+    "pod",
+    "replicationcontroller",
+    "replicaset",
+    "serverauthorization",
+    "secret",
+    "serviceprofile",
+    "service",
+    "statefulset",
+    "server",
+];
+
+impl Owner {
+    /// The `owner_kind` metric label.
+    pub fn metric_kind(&self) -> &str {
+        if KNOWN_OWNER_KINDS.contains(&self.kind.as_str()) {
+            &self.kind
+        } else {
+            ""
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Caches {
+    client: Client,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+    replicasets: Store<PartialObjectMeta<ReplicaSet>>,
+    jobs: Store<PartialObjectMeta<Job>>,
+    synced: Arc<AtomicBool>,
+}
+
+impl Caches {
+    /// Starts the three reflectors; `synced()` turns true once all have listed.
+    pub fn start(client: Client) -> Caches {
+        let namespaces = run_reflector::<Namespace>(&client, "namespaces");
+        let replicasets = run_reflector::<ReplicaSet>(&client, "replicasets");
+        let jobs = run_reflector::<Job>(&client, "jobs");
+        let synced = Arc::new(AtomicBool::new(false));
+        let caches = Caches {
+            client,
+            namespaces,
+            replicasets,
+            jobs,
+            synced: synced.clone(),
+        };
+        let c = caches.clone();
+        tokio::spawn(async move {
+            let ok = c.namespaces.wait_until_ready().await.is_ok()
+                && c.replicasets.wait_until_ready().await.is_ok()
+                && c.jobs.wait_until_ready().await.is_ok();
+            if ok {
+                tracing::info!("namespace, replicaset and job caches synced");
+                synced.store(true, Ordering::SeqCst);
+            }
+        });
+        caches
+    }
+
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::SeqCst)
+    }
+
+    /// The annotations of namespace `ns`.
+    pub async fn namespace_annotations(&self, ns: &str) -> Result<Annotations, CacheError> {
+        let cached = self.namespaces.get(&ObjectRef::new(ns));
+        let meta = match cached {
+            Some(m) => m.metadata.clone(),
+            None => {
+                let api = Api::<Namespace>::all(self.client.clone());
+                match api.get_metadata_opt(ns).await {
+                    Ok(Some(m)) => m.metadata,
+                    Ok(None) => return Err(CacheError::NamespaceNotFound(ns.to_string())),
+                    Err(source) => {
+                        return Err(CacheError::Api {
+                            what: format!("namespace {ns}"),
+                            source,
+                        })
+                    }
+                }
+            }
+        };
+        Ok(meta.annotations.unwrap_or_default().into_iter().collect())
+    }
+
+    /// Resolves the owner of `pod` in namespace `ns` (§10.5).
+    pub async fn owner(&self, pod: &Value, ns: &str) -> Result<Owner, CacheError> {
+        let meta = pod.get("metadata");
+        let refs: Vec<OwnerReference> = meta
+            .and_then(|m| m.get("ownerReferences"))
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        let [single] = refs.as_slice() else {
+            let name = meta
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            return Ok(Owner {
+                kind: "pod".into(),
+                name: name.to_string(),
+                reference: None,
+            });
+        };
+        let direct = owner_of(single, ns);
+        match single.kind.as_str() {
+            "Job" => {
+                let job = self.job(ns, &single.name).await?;
+                Ok(match job.as_ref().and_then(single_owner) {
+                    Some(parent) => owner_of(&parent, ns),
+                    None => direct,
+                })
+            }
+            "ReplicaSet" => {
+                let rs = self.replicaset(ns, &single.name).await?;
+                let parent = rs.as_ref().and_then(single_owner).filter(|p| {
+                    matches!(
+                        p.kind.to_lowercase().as_str(),
+                        "job" | "statefulset" | "daemonset" | "deployment"
+                    )
+                });
+                Ok(parent.map(|p| owner_of(&p, ns)).unwrap_or(direct))
+            }
+            _ => Ok(direct),
+        }
+    }
+
+    async fn replicaset(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<kube::core::ObjectMeta>, CacheError> {
+        if let Some(rs) = self.replicasets.get(&ObjectRef::new(name).within(ns)) {
+            return Ok(Some(rs.metadata.clone()));
+        }
+        let api = Api::<ReplicaSet>::namespaced(self.client.clone(), ns);
+        api.get_metadata_opt(name)
+            .await
+            .map(|o| o.map(|m| m.metadata))
+            .map_err(|source| CacheError::Api {
+                what: format!("replicaset {ns}/{name}"),
+                source,
+            })
+    }
+
+    async fn job(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<kube::core::ObjectMeta>, CacheError> {
+        if let Some(job) = self.jobs.get(&ObjectRef::new(name).within(ns)) {
+            return Ok(Some(job.metadata.clone()));
+        }
+        let api = Api::<Job>::namespaced(self.client.clone(), ns);
+        api.get_metadata_opt(name)
+            .await
+            .map(|o| o.map(|m| m.metadata))
+            .map_err(|source| CacheError::Api {
+                what: format!("job {ns}/{name}"),
+                source,
+            })
+    }
+}
+
+fn single_owner(meta: &kube::core::ObjectMeta) -> Option<OwnerReference> {
+    match meta.owner_references.as_deref() {
+        Some([one]) => Some(one.clone()),
+        _ => None,
+    }
+}
+
+fn owner_of(r: &OwnerReference, ns: &str) -> Owner {
+    Owner {
+        kind: r.kind.to_lowercase(),
+        name: r.name.clone(),
+        reference: Some(ObjectReference {
+            api_version: Some(r.api_version.clone()),
+            kind: Some(r.kind.clone()),
+            name: Some(r.name.clone()),
+            namespace: Some(ns.to_string()),
+            uid: Some(r.uid.clone()),
+            ..ObjectReference::default()
+        }),
+    }
+}
+
+/// A metadata-only reflector that runs for the life of the process.
+fn run_reflector<K>(client: &Client, what: &'static str) -> Store<PartialObjectMeta<K>>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    // `Api<PartialObjectMeta<K>>` lists and watches metadata only.
+    let api = Api::<PartialObjectMeta<K>>::all(client.clone());
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            if let Err(error) = item {
+                tracing::warn!(%error, cache = what, "watch failed; retrying");
+            }
+        }
+    });
+    reader
+}

@@ -1,0 +1,250 @@
+//! `proxy-injector webhook`: the mutating admission webhook.
+//!
+//! Two servers run side by side: the HTTPS admission server (`server.rs`, TLS reloaded per
+//! connection, `tls.rs`) that answers AdmissionReviews (`admission.rs`) with the core's patch,
+//! and a plain-HTTP admin server with `/live`, `/ready` and `/metrics`. The Linkerd config is
+//! polled from a directory (`config.rs`); namespaces and owners come from metadata reflectors
+//! (`cache.rs`). On SIGTERM `/ready` turns false, the listener closes and requests in flight
+//! finish within the grace period; then the process exits 0.
+
+mod admission;
+mod args;
+mod cache;
+mod config;
+mod metrics;
+mod server;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use args::{LogFormat, WebhookArgs};
+pub use config::{TRUST_ANCHORS_FILE, VALUES_FILE};
+
+/// The webhook could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("--kubeconfig {path}: {message}")]
+    Kubeconfig { path: String, message: String },
+    #[error("Kubernetes client: {0}")]
+    Kube(String),
+    #[error("{0} is not a valid namespace")]
+    Namespace(String),
+    #[error("--log-level {0:?}: {1}")]
+    LogLevel(String, String),
+}
+
+/// The largest AdmissionReview accepted (etcd's object limit is 1.5 MiB).
+const BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Runs the webhook until SIGTERM or SIGINT.
+pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
+    init_logging(&args)?;
+    // One TLS provider for the process (the Kubernetes client builds its config from it);
+    // another part of the process may have installed it already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if args.linkerd_namespace.is_empty()
+        || !args
+            .linkerd_namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(WebhookError::Namespace(args.linkerd_namespace.clone()));
+    }
+    let metrics = Arc::new(metrics::Metrics::new());
+    let cert = Arc::new(tls::ReloadingCert::new(
+        args.tls_cert.clone(),
+        args.tls_key.clone(),
+        metrics.clone(),
+    )?);
+    let tls = Arc::new(tls::server_config(cert, args.allow_tls12)?);
+    let config = config::ConfigStore::new(args.config_dir.clone(), metrics.clone());
+    tokio::spawn(config.clone().watch(args.config_poll_interval));
+    let client = kube_client(&args).await?;
+    let caches = cache::Caches::start(client.clone());
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "linkerd-proxy-injector".into(),
+            instance: Some(args.instance.clone()),
+        },
+    );
+    let state = Arc::new(admission::AppState {
+        config: config.clone(),
+        caches: caches.clone(),
+        recorder: Some(recorder),
+        metrics: metrics.clone(),
+        control_plane_ns: args.linkerd_namespace.clone(),
+        created_by: format!("proxy-injector/webhook {}", crate::VERSION),
+        request_timeout: args.request_timeout,
+    });
+    let stopping = Arc::new(AtomicBool::new(false));
+    let admin = Arc::new(Admin {
+        metrics,
+        config,
+        caches,
+        stopping: stopping.clone(),
+    });
+
+    let admin_listener = bind(args.admin_addr).await?;
+    let listener = bind(args.addr).await?;
+    tracing::info!(
+        addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin_addr = %admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        version = crate::VERSION,
+        "serving"
+    );
+    let admin_app = Router::new()
+        .route("/live", get(|| async { "ok\n" }))
+        .route("/ping", get(|| async { "pong\n" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(admin);
+    let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin_app).await });
+
+    let app = Router::new()
+        .route("/", post(admission::review))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let delay = args.shutdown_delay;
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!(delay = ?delay, "shutting down: not ready any more");
+        stopping.store(true, Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
+        let _ = stop_tx.send(true);
+    });
+    let timeouts = server::Timeouts {
+        handshake: Duration::from_secs(10),
+        header_read: args.header_read_timeout,
+        idle: args.idle_timeout,
+    };
+    let left = server::serve_tls(
+        listener,
+        tls,
+        app,
+        timeouts,
+        stop_rx,
+        args.shutdown_grace_period,
+    )
+    .await;
+    admin_task.abort();
+    tracing::info!(unfinished_connections = left, "stopped");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, WebhookError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebhookError::Bind { addr, source })
+}
+
+async fn kube_client(args: &WebhookArgs) -> Result<kube::Client, WebhookError> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let err = |message: String| WebhookError::Kubeconfig {
+                path: path.display().to_string(),
+                message,
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| err(e.to_string()))?
+        }
+        None => kube::Config::incluster()
+            .map_err(|e| WebhookError::Kube(format!("in-cluster config: {e}")))?,
+    };
+    kube::Client::try_from(config).map_err(|e| WebhookError::Kube(e.to_string()))
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, ctrl-c is the only way out.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+struct Admin {
+    metrics: Arc<metrics::Metrics>,
+    config: Arc<config::ConfigStore>,
+    caches: cache::Caches,
+    stopping: Arc<AtomicBool>,
+}
+
+/// Ready once the caches have synced and a config is loaded, until shutdown begins.
+async fn ready(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
+    if admin.stopping.load(Ordering::SeqCst) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "shutting down\n");
+    }
+    if !admin.caches.synced() {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "not ready: caches not synced\n",
+        );
+    }
+    if admin.config.current().is_none() {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "not ready: no Linkerd config loaded\n",
+        );
+    }
+    (StatusCode::OK, "ok\n")
+}
+
+async fn metrics_text(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        admin.metrics.encode(),
+    )
+}
+
+fn init_logging(args: &WebhookArgs) -> Result<(), WebhookError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .map_err(|e| WebhookError::LogLevel(args.log_level.clone(), e.to_string()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match args.log_format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // Already initialised (tests running several servers in one process): keep the first.
+    let _ = result;
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! A local stand-in for the Kubernetes API server — not a real one: an HTTP server on
+//! loopback that speaks enough of the API for the webhook's caches and events. It serves
+//! list and watch (newline-delimited watch events, replayed from a resource version) for
+//! namespaces, replicasets and jobs, in full or as `PartialObjectMetadata` when the client
+//! asks for metadata only; GETs of single objects; and accepts Events (`events.k8s.io/v1`).
+//! Objects carry realistic metadata (uid, resourceVersion, creationTimestamp, labels,
+//! ownerReferences).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::Router;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    ReplicaSet,
+    Job,
+}
+
+impl Kind {
+    fn api_version(self) -> &'static str {
+        match self {
+            Kind::Namespace => "v1",
+            Kind::ReplicaSet => "apps/v1",
+            Kind::Job => "batch/v1",
+        }
+    }
+    fn kind(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::ReplicaSet => "ReplicaSet",
+            Kind::Job => "Job",
+        }
+    }
+}
+
+#[derive(Default)]
+struct World {
+    rv: u64,
+    objects: BTreeMap<(Kind, String, String), Value>,
+    history: Vec<(Kind, u64, Value)>,
+    events: Vec<Value>,
+    gets: u64,
+}
+
+#[derive(Clone)]
+pub struct KubeApi {
+    pub addr: SocketAddr,
+    world: Arc<Mutex<World>>,
+    tx: broadcast::Sender<(Kind, u64, Value)>,
+}
+
+type Shared = (Arc<Mutex<World>>, broadcast::Sender<(Kind, u64, Value)>);
+
+impl KubeApi {
+    pub async fn start() -> KubeApi {
+        let world = Arc::new(Mutex::new(World {
+            rv: 100,
+            ..World::default()
+        }));
+        let (tx, _) = broadcast::channel(4096);
+        let shared: Shared = (world.clone(), tx.clone());
+        let app = Router::new()
+            .route("/api/v1/namespaces", get(list_namespaces))
+            .route("/api/v1/namespaces/{name}", get(get_namespace))
+            .route("/apis/apps/v1/replicasets", get(list_replicasets))
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/replicasets/{name}",
+                get(get_replicaset),
+            )
+            .route("/apis/batch/v1/jobs", get(list_jobs))
+            .route("/apis/batch/v1/namespaces/{ns}/jobs/{name}", get(get_job))
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+                post(create_event),
+            )
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{ns}/events/{name}",
+                patch(patch_event),
+            )
+            .fallback(|| async {
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                )
+            })
+            .with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        KubeApi { addr, world, tx }
+    }
+
+    /// A kubeconfig that points at this stand-in.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: http://{}\n\
+             users:\n- name: standin\n  user: {{}}\ncontexts:\n- name: standin\n  context:\n    cluster: standin\n    user: standin\n\
+             current-context: standin\n",
+            self.addr
+        )
+    }
+
+    fn put(&self, kind: Kind, ns: &str, name: &str, mut obj: Value) {
+        let mut w = self.world.lock().unwrap();
+        w.rv += 1;
+        let rv = w.rv;
+        let key = (kind, ns.to_string(), name.to_string());
+        let existed = w.objects.contains_key(&key);
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        w.objects.insert(key, obj.clone());
+        let event = json!({"type": if existed { "MODIFIED" } else { "ADDED" }, "object": obj});
+        w.history.push((kind, rv, event.clone()));
+        let _ = self.tx.send((kind, rv, event));
+    }
+
+    pub fn add_namespace(&self, name: &str, annotations: Value) {
+        let uid = uid_for(name);
+        self.put(
+            Kind::Namespace,
+            "",
+            name,
+            json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {
+                    "name": name, "uid": uid, "creationTimestamp": "2026-11-01T10:00:00Z",
+                    "labels": {"kubernetes.io/metadata.name": name},
+                    "annotations": annotations,
+                },
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            }),
+        );
+    }
+
+    pub fn add_replicaset(&self, ns: &str, name: &str, deployment: Option<&str>) {
+        let owners = deployment
+            .map(|d| {
+                json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": d, "uid": uid_for(d),
+                             "controller": true, "blockOwnerDeletion": true}])
+            })
+            .unwrap_or(json!([]));
+        self.put(
+            Kind::ReplicaSet,
+            ns,
+            name,
+            json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": name, "namespace": ns, "uid": uid_for(name),
+                             "creationTimestamp": "2026-11-01T10:00:00Z",
+                             "labels": {"app": name, "pod-template-hash": "7d9f8b6c5"},
+                             "annotations": {"deployment.kubernetes.io/revision": "1"},
+                             "ownerReferences": owners},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                         "template": {"metadata": {"labels": {"app": name}},
+                                      "spec": {"containers": [{"name": "app", "image": "example/app:1"}]}}},
+                "status": {"replicas": 1, "readyReplicas": 1},
+            }),
+        );
+    }
+
+    pub fn add_job(&self, ns: &str, name: &str, cronjob: Option<&str>) {
+        let owners = cronjob
+            .map(|c| {
+                json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": c, "uid": uid_for(c),
+                             "controller": true, "blockOwnerDeletion": true}])
+            })
+            .unwrap_or(json!([]));
+        self.put(
+            Kind::Job,
+            ns,
+            name,
+            json!({
+                "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "namespace": ns, "uid": uid_for(name),
+                             "creationTimestamp": "2026-11-01T10:00:00Z", "ownerReferences": owners},
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                               "containers": [{"name": "job", "image": "example/job:1"}]}}},
+                "status": {"active": 1},
+            }),
+        );
+    }
+
+    /// Events the webhook recorded, in order.
+    pub fn events(&self) -> Vec<Value> {
+        self.world.lock().unwrap().events.clone()
+    }
+
+    /// Single-object GETs served (a cache miss in the webhook makes one).
+    pub fn gets(&self) -> u64 {
+        self.world.lock().unwrap().gets
+    }
+}
+
+/// A stable, realistic-looking uid for a name.
+pub fn uid_for(name: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        h as u32,
+        (h >> 32) as u16,
+        (h >> 48) & 0xfff,
+        h & 0xfff,
+        h >> 16
+    )
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": message, "reason": reason, "code": code});
+    (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
+}
+
+/// The client asked for `PartialObjectMetadata(List)`.
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("as=PartialObjectMetadata"))
+}
+
+fn as_metadata(obj: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
+}
+
+fn shape(obj: &Value, meta: bool) -> Value {
+    if meta {
+        as_metadata(obj)
+    } else {
+        obj.clone()
+    }
+}
+
+async fn list(
+    kind: Kind,
+    shared: Shared,
+    headers: HeaderMap,
+    q: BTreeMap<String, String>,
+) -> Response {
+    let meta = wants_metadata(&headers);
+    let (world, tx) = shared;
+    if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        let from: u64 = q
+            .get("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let rx = tx.subscribe();
+        let backlog: Vec<(u64, Value)> = world
+            .lock()
+            .unwrap()
+            .history
+            .iter()
+            .filter(|(k, rv, _)| *k == kind && *rv > from)
+            .map(|(_, rv, e)| (*rv, e.clone()))
+            .collect();
+        let last = backlog.last().map(|(rv, _)| *rv).unwrap_or(from);
+        let reshape = move |e: Value| {
+            let mut e = e;
+            e["object"] = shape(&e["object"], meta);
+            Bytes::from(format!("{}\n", e))
+        };
+        let live = tokio_stream_from(rx)
+            .filter(move |(k, rv, _)| std::future::ready(*k == kind && *rv > last))
+            .map(move |(_, _, e)| e);
+        let stream = futures_util::stream::iter(backlog.into_iter().map(|(_, e)| e))
+            .chain(live)
+            .map(move |e| Ok::<_, Infallible>(reshape(e)));
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    let w = world.lock().unwrap();
+    let items: Vec<Value> = w
+        .objects
+        .iter()
+        .filter(|((k, _, _), _)| *k == kind)
+        .map(|(_, o)| shape(o, meta))
+        .collect();
+    let (api_version, list_kind) = if meta {
+        (
+            "meta.k8s.io/v1".to_string(),
+            "PartialObjectMetadataList".to_string(),
+        )
+    } else {
+        (
+            kind.api_version().to_string(),
+            format!("{}List", kind.kind()),
+        )
+    };
+    axum::Json(json!({"apiVersion": api_version, "kind": list_kind,
+                      "metadata": {"resourceVersion": w.rv.to_string()}, "items": items}))
+    .into_response()
+}
+
+fn tokio_stream_from(
+    rx: broadcast::Receiver<(Kind, u64, Value)>,
+) -> impl futures_util::Stream<Item = (Kind, u64, Value)> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(item) => return Some((item, rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+fn get_one(kind: Kind, shared: &Shared, headers: &HeaderMap, ns: &str, name: &str) -> Response {
+    let mut w = shared.0.lock().unwrap();
+    w.gets += 1;
+    match w.objects.get(&(kind, ns.to_string(), name.to_string())) {
+        Some(o) => axum::Json(shape(o, wants_metadata(headers))).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            &format!("{}s {name:?} not found", kind.kind().to_lowercase()),
+        ),
+    }
+}
+
+async fn list_namespaces(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    list(Kind::Namespace, s, h, q).await
+}
+async fn list_replicasets(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    list(Kind::ReplicaSet, s, h, q).await
+}
+async fn list_jobs(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    list(Kind::Job, s, h, q).await
+}
+async fn get_namespace(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    get_one(Kind::Namespace, &s, &h, "", &name)
+}
+async fn get_replicaset(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    get_one(Kind::ReplicaSet, &s, &h, &ns, &name)
+}
+async fn get_job(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    get_one(Kind::Job, &s, &h, &ns, &name)
+}
+
+async fn create_event(State(s): State<Shared>, Path(_ns): Path<String>, body: Bytes) -> Response {
+    let Ok(ev) = serde_json::from_slice::<Value>(&body) else {
+        return status(400, "BadRequest", "not JSON");
+    };
+    s.0.lock().unwrap().events.push(ev.clone());
+    (StatusCode::CREATED, axum::Json(ev)).into_response()
+}
+
+async fn patch_event(
+    State(s): State<Shared>,
+    Path((_ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut w = s.0.lock().unwrap();
+    match w
+        .events
+        .iter_mut()
+        .find(|e| e["metadata"]["name"] == json!(name))
+    {
+        Some(e) => {
+            if let (Some(dst), Some(src)) = (e.as_object_mut(), patch.as_object()) {
+                for (k, v) in src {
+                    dst.insert(k.clone(), v.clone());
+                }
+            }
+            axum::Json(e.clone()).into_response()
+        }
+        None => status(404, "NotFound", "event not found"),
+    }
+}

@@ -1,0 +1,296 @@
+//! Runs the real `proxy-injector webhook` binary against the Kubernetes API stand-in, with a
+//! CA and serving certificate made for the test, and talks to it over real TLS.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::{json, Value};
+
+use super::kube_api::KubeApi;
+
+/// A CA and a way to issue serving certificates from it.
+pub struct Pki {
+    pub ca_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "proxy-injector test CA");
+        let ca = params.self_signed(&key).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A serving certificate for `localhost` and the in-cluster service name, and its key.
+    pub fn serving(&self, cn: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![
+            "localhost".to_string(),
+            "linkerd-proxy-injector.linkerd.svc".to_string(),
+        ])
+        .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+pub struct Webhook {
+    pub child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    pub http1: reqwest::Client,
+    pub pki: Pki,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub const TRUST_ANCHORS: &str =
+    "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
+
+impl Webhook {
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    /// Writes the values file (the ConfigMap's `values` key) atomically.
+    pub fn write_values(&self, values: &str) {
+        write_atomic(&self.config_dir().join("values"), values);
+    }
+
+    pub fn write_cert(&self, cert: &str, key: &str) {
+        write_atomic(&self.dir.path().join("tls.crt"), cert);
+        write_atomic(&self.dir.path().join("tls.key"), key);
+    }
+
+    pub async fn start(api: &KubeApi, values: &str, extra: &[&str]) -> Webhook {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new();
+        let (cert, key) = pki.serving("serving-1");
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+        std::fs::write(dir.path().join("tls.key"), key).unwrap();
+        std::fs::write(dir.path().join("config/values"), values).unwrap();
+        std::fs::write(dir.path().join("config/ca-bundle.crt"), TRUST_ANCHORS).unwrap();
+        std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig()).unwrap();
+        let (port, admin_port) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_proxy-injector"))
+            .arg("webhook")
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
+            .arg("--tls-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"))
+            .arg("--config-dir")
+            .arg(dir.path().join("config"))
+            .arg("--kubeconfig")
+            .arg(dir.path().join("kubeconfig"))
+            .args(["--config-poll-interval", "100ms", "--log-format", "json"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("webhook.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("the webhook starts");
+        let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_only([ca.clone()])
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let http1 = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .http1_only()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let wh = Webhook {
+            child,
+            port,
+            admin_port,
+            dir,
+            client,
+            http1,
+            pki,
+        };
+        wh.wait_ready().await;
+        wh
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(self.admin("/ready")).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "webhook not ready; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("webhook.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}/", self.port)
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Sends a review and returns the HTTP status and the parsed body.
+    pub async fn send(&self, client: &reqwest::Client, review: &Value) -> (u16, Value) {
+        let r = client
+            .post(self.url())
+            .header("content-type", "application/json")
+            .body(review.to_string())
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn review(&self, review: &Value) -> Value {
+        let (status, body) = self.send(&self.client, review).await;
+        assert_eq!(status, 200, "review failed: {body}\nlog:\n{}", self.log());
+        body
+    }
+}
+
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// An AdmissionReview for creating `object` in `ns`.
+pub fn admission_review(
+    api_version: &str,
+    uid: &str,
+    ns: &str,
+    object: &Value,
+    dry_run: bool,
+) -> Value {
+    let kind = object["kind"].as_str().unwrap_or("Pod");
+    let resource = if kind == "Service" {
+        "services"
+    } else {
+        "pods"
+    };
+    json!({
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": resource},
+            "requestKind": {"group": "", "version": "v1", "kind": kind},
+            "requestResource": {"group": "", "version": "v1", "resource": resource},
+            "name": object["metadata"]["name"].as_str().unwrap_or(""),
+            "namespace": ns,
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
+                         "uid": "3c1f6c49-0b8a-4d4e-9b1c-1d1a5c2f0e11",
+                         "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]},
+            "object": object,
+            "oldObject": null,
+            "dryRun": dry_run,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+        }
+    })
+}
+
+/// The JSON patch of a review response, decoded.
+/// `patch` is `[]byte`: the API server takes base64 text or, as kube-rs writes it, an array
+/// of byte values.
+pub fn patch_of(body: &Value) -> Option<Value> {
+    let bytes = match &body["response"]["patch"] {
+        Value::String(s) => base64_decode(s),
+        Value::Array(a) => a.iter().map(|b| b.as_u64().expect("byte") as u8).collect(),
+        _ => return None,
+    };
+    Some(serde_json::from_slice(&bytes).expect("patch is JSON"))
+}
+
+/// Standard base64 (the API's encoding of `[]byte`), decoded without another dependency.
+pub fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => 0,
+        }
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, c)| acc | (val(*c) << (18 - 6 * i)));
+        out.push((n >> 16) as u8);
+        if chunk.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if chunk.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    out
+}
