@@ -87,9 +87,13 @@ impl Webhook {
         write_atomic(&self.config_dir().join("values"), values);
     }
 
+    /// Rotates the serving pair the way the kubelet updates a Secret volume: both files are
+    /// written into a new directory, then the `..data` symlink is swapped atomically.
     pub fn write_cert(&self, cert: &str, key: &str) {
-        write_atomic(&self.dir.path().join("tls.crt"), cert);
-        write_atomic(&self.dir.path().join("tls.key"), key);
+        secret_volume_update(
+            &self.dir.path().join("tls"),
+            &[("tls.crt", cert), ("tls.key", key)],
+        );
     }
 
     pub async fn start(api: &KubeApi, values: &str, extra: &[&str]) -> Webhook {
@@ -97,8 +101,11 @@ impl Webhook {
         let pki = Pki::new();
         let (cert, key) = pki.serving("serving-1");
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
-        std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
-        std::fs::write(dir.path().join("tls.key"), key).unwrap();
+        let tls = dir.path().join("tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        secret_volume_update(&tls, &[("tls.crt", &cert), ("tls.key", &key)]);
+        std::os::unix::fs::symlink("..data/tls.crt", tls.join("tls.crt")).unwrap();
+        std::os::unix::fs::symlink("..data/tls.key", tls.join("tls.key")).unwrap();
         std::fs::write(dir.path().join("config/values"), values).unwrap();
         std::fs::write(dir.path().join("config/ca-bundle.crt"), TRUST_ANCHORS).unwrap();
         std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig()).unwrap();
@@ -108,9 +115,9 @@ impl Webhook {
             .args(["--addr", &format!("127.0.0.1:{port}")])
             .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
             .arg("--tls-cert")
-            .arg(dir.path().join("tls.crt"))
+            .arg(dir.path().join("tls/tls.crt"))
             .arg("--tls-key")
-            .arg(dir.path().join("tls.key"))
+            .arg(dir.path().join("tls/tls.key"))
             .arg("--config-dir")
             .arg(dir.path().join("config"))
             .arg("--kubeconfig")
@@ -208,6 +215,22 @@ impl Webhook {
         assert_eq!(status, 200, "review failed: {body}\nlog:\n{}", self.log());
         body
     }
+}
+
+/// The kubelet's atomic writer: files in `..<timestamp>/`, published by renaming a new
+/// `..data` symlink over the old one.
+pub fn secret_volume_update(dir: &Path, files: &[(&str, &str)]) {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let version = format!("..2026_11_29_{n:06}");
+    std::fs::create_dir_all(dir.join(&version)).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(&version).join(name), text).unwrap();
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&version, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
 }
 
 fn write_atomic(path: &Path, text: &str) {
