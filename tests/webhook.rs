@@ -78,6 +78,10 @@ async fn injects_over_h2_and_http1_and_echoes_the_review_version() {
         assert_eq!(body["response"]["allowed"], json!(true));
         assert_eq!(body["response"]["patchType"], json!("JSONPatch"));
         assert!(
+            body["response"]["patch"].is_string(),
+            "the patch is base64 text, as Go's []byte"
+        );
+        assert!(
             body.get("request").is_none(),
             "the request is not echoed (Q-33)"
         );

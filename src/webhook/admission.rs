@@ -146,13 +146,31 @@ pub async fn review(
         .get_or_create(&OutcomeLabels { outcome })
         .observe(elapsed_ms);
     tracing::info!(%uid, namespace = %ns, name = %name, decision = outcome, latency_ms = elapsed_ms, "review");
-    match serde_json::to_vec(&response.into_review()) {
+    match encode_review(response) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("encoding the response: {e}"),
         ),
     }
+}
+
+/// The review as JSON, with the patch as base64 text: the wire form of Go's `[]byte`, as
+/// every webhook sends it (kube-rs would write a list of byte values).
+fn encode_review(response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
+    use base64::Engine;
+    let mut review = serde_json::to_value(response.into_review())?;
+    if let Some(patch) = review.pointer_mut("/response/patch") {
+        if let Some(bytes) = patch.as_array() {
+            let raw: Vec<u8> = bytes
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|b| b as u8)
+                .collect();
+            *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(raw));
+        }
+    }
+    serde_json::to_vec(&review)
 }
 
 fn plain(status: StatusCode, message: &str) -> Response {

@@ -97,6 +97,16 @@ impl Webhook {
     }
 
     pub async fn start(api: &KubeApi, values: &str, extra: &[&str]) -> Webhook {
+        Webhook::start_with_anchors(api, values, TRUST_ANCHORS, extra).await
+    }
+
+    /// As `start`, with `anchors` as the trust-roots bundle.
+    pub async fn start_with_anchors(
+        api: &KubeApi,
+        values: &str,
+        anchors: &str,
+        extra: &[&str],
+    ) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new();
         let (cert, key) = pki.serving("serving-1");
@@ -107,7 +117,7 @@ impl Webhook {
         std::os::unix::fs::symlink("..data/tls.crt", tls.join("tls.crt")).unwrap();
         std::os::unix::fs::symlink("..data/tls.key", tls.join("tls.key")).unwrap();
         std::fs::write(dir.path().join("config/values"), values).unwrap();
-        std::fs::write(dir.path().join("config/ca-bundle.crt"), TRUST_ANCHORS).unwrap();
+        std::fs::write(dir.path().join("config/ca-bundle.crt"), anchors).unwrap();
         std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig()).unwrap();
         let (port, admin_port) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_proxy-injector"))

@@ -1,0 +1,383 @@
+//! Every CLI fixture that `inject --manual` injects with no flags but `--values` also goes
+//! through the webhook: each pod template becomes the Pod a controller would create (owned as
+//! it would be), the webhook's patch is applied by an independent RFC 6902 implementation
+//! (Python's `jsonpatch`), and the result must equal the CLI's output for that template.
+//!
+//! Known, specified differences are normalised, and only these: `linkerd.io/created-by`'s
+//! value (`…/webhook` vs `…/cli`); the annotations the webhook copies from the namespace
+//! (`linkerd.io/inject`, `config.linkerd.io/opaque-ports`, spec §6.1); and the owner label of
+//! CronJob pods, which Linkerd's webhook never sets.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::kube_api::KubeApi;
+use common::webhook::{admission_review, patch_of, Webhook};
+use common::{cases, yaml_docs, Case};
+use serde_json::{json, Map, Value};
+
+const TEMPLATE_KINDS: &[&str] = &[
+    "Deployment",
+    "ReplicaSet",
+    "ReplicationController",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "Pod",
+];
+
+fn override_free(case: &Case) -> bool {
+    let inputs = case.inputs();
+    let mut skip = false;
+    case.args.iter().all(|a| {
+        if skip {
+            skip = false;
+            return true;
+        }
+        if a == "--values" {
+            skip = true;
+            return true;
+        }
+        ["inject", "--manual", "-o", "json", "--verbose"].contains(&a.as_str())
+            || inputs.contains(&case.dir.join(a))
+    })
+}
+
+/// The case's `--values` files merged as the CLI merges them, as one YAML document.
+fn merged_values(case: &Case) -> Value {
+    let mut merged = Map::new();
+    let mut it = case.args.iter();
+    while let Some(a) = it.next() {
+        if a == "--values" {
+            let text = std::fs::read_to_string(case.dir.join(it.next().unwrap())).unwrap();
+            let v: Value = serde_yaml::from_str(&text).unwrap();
+            if let Value::Object(m) = v {
+                proxy_injector::config::helm_merge(&mut merged, m);
+            }
+        }
+    }
+    Value::Object(merged)
+}
+
+fn template_of(doc: &Value) -> Option<Value> {
+    match doc["kind"].as_str()? {
+        "Pod" => Some(doc.clone()),
+        "CronJob" => Some(doc["spec"]["jobTemplate"]["spec"]["template"].clone()),
+        k if TEMPLATE_KINDS.contains(&k) => Some(doc["spec"]["template"].clone()),
+        _ => None,
+    }
+}
+
+fn stringify(map: &mut Value) {
+    if let Some(m) = map.as_object_mut() {
+        for v in m.values_mut() {
+            if !v.is_string() {
+                *v = Value::String(if v.is_null() {
+                    String::new()
+                } else {
+                    v.to_string()
+                });
+            }
+        }
+    }
+}
+
+/// The Pod a controller would create from `doc`'s template, with its owner references.
+fn pod_for(api: &KubeApi, doc: &Value, ns: &str) -> Value {
+    let kind = doc["kind"].as_str().unwrap();
+    let name = doc["metadata"]["name"]
+        .as_str()
+        .or(doc["metadata"]["generateName"].as_str())
+        .unwrap_or("x");
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": {}});
+    let template = template_of(doc).unwrap();
+    if let Some(m) = template.get("metadata").and_then(Value::as_object) {
+        pod["metadata"] = Value::Object(m.clone());
+    }
+    pod["spec"] = template.get("spec").cloned().unwrap_or(json!({}));
+    for key in ["annotations", "labels"] {
+        if pod["metadata"].get(key).is_some() {
+            stringify(&mut pod["metadata"][key]);
+        }
+    }
+    let owner = |kind: &str, name: &str, api_version: &str| {
+        json!([{"apiVersion": api_version, "kind": kind, "name": name,
+                "uid": common::kube_api::uid_for(name), "controller": true}])
+    };
+    let refs = match kind {
+        "Pod" => {
+            pod["metadata"]["name"] = json!(name);
+            Value::Null
+        }
+        "Deployment" => {
+            let rs = format!("{name}-5f7c9d");
+            api.add_replicaset(ns, &rs, Some(name));
+            owner("ReplicaSet", &rs, "apps/v1")
+        }
+        "CronJob" => {
+            let job = format!("{name}-29384");
+            api.add_job(ns, &job, Some(name));
+            owner("Job", &job, "batch/v1")
+        }
+        "Job" => {
+            api.add_job(ns, name, None);
+            owner("Job", name, "batch/v1")
+        }
+        "ReplicationController" => owner(kind, name, "v1"),
+        other => owner(other, name, "apps/v1"),
+    };
+    if !refs.is_null() {
+        pod["metadata"]["generateName"] = json!(format!("{name}-"));
+        pod["metadata"]["ownerReferences"] = refs;
+    }
+    pod
+}
+
+/// What the webhook result should be: the CLI's template, as a Pod, normalised.
+fn expected_pod(cli_doc: &Value, pod_in: &Value) -> Value {
+    let mut pod = pod_in.clone();
+    let t = template_of(cli_doc).unwrap();
+    pod["metadata"]["annotations"] = t["metadata"]["annotations"].clone();
+    pod["metadata"]["labels"] = t["metadata"]["labels"].clone();
+    pod["spec"] = t["spec"].clone();
+    pod
+}
+
+fn normalise(mut pod: Value, cronjob: bool, own_annotations: &Value) -> Value {
+    if let Some(a) = pod["metadata"]["annotations"].as_object_mut() {
+        a.insert("linkerd.io/created-by".into(), json!("-"));
+        for inherited in ["linkerd.io/inject", "config.linkerd.io/opaque-ports"] {
+            if own_annotations.get(inherited).is_none() {
+                a.remove(inherited);
+            }
+        }
+    }
+    if cronjob {
+        if let Some(l) = pod["metadata"]["labels"].as_object_mut() {
+            l.remove("linkerd.io/proxy-cronjob");
+        }
+    }
+    pod
+}
+
+fn apply_independently(pairs: &[(Value, Value)]) -> Vec<Value> {
+    let batch: Vec<Value> = pairs
+        .iter()
+        .map(|(d, p)| json!({"doc": d, "patch": p}))
+        .collect();
+    let script = common::fixtures().join("../support/apply_patches.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 with jsonpatch (tests/requirements.txt)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&batch).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "jsonpatch failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Linkerd's patch shape: only `add`s, and a parent is created before anything goes in it.
+fn check_patch_shape(name: &str, pod: &Value, patch: &Value) {
+    let ops = patch.as_array().unwrap();
+    assert!(
+        ops.iter().all(|o| o["op"] == json!("add")),
+        "{name}: only add ops"
+    );
+    let paths: Vec<&str> = ops.iter().map(|o| o["path"].as_str().unwrap()).collect();
+    for (parent, present) in [
+        (
+            "/metadata/annotations",
+            pod["metadata"]["annotations"]
+                .as_object()
+                .is_some_and(|m| !m.is_empty()),
+        ),
+        (
+            "/metadata/labels",
+            pod["metadata"]["labels"]
+                .as_object()
+                .is_some_and(|m| !m.is_empty()),
+        ),
+        (
+            "/spec/volumes",
+            pod["spec"]["volumes"]
+                .as_array()
+                .is_some_and(|l| !l.is_empty()),
+        ),
+        (
+            "/spec/initContainers",
+            pod["spec"]["initContainers"]
+                .as_array()
+                .is_some_and(|l| !l.is_empty()),
+        ),
+    ] {
+        let create = paths.iter().position(|p| *p == parent);
+        let first_child = paths
+            .iter()
+            .position(|p| p.starts_with(&format!("{parent}/")));
+        if present {
+            assert!(
+                create.is_none(),
+                "{name}: {parent} exists, it is not re-created"
+            );
+        } else if let Some(child) = first_child {
+            assert!(
+                create.is_some_and(|c| c < child),
+                "{name}: {parent} is created before use: {paths:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_fixtures_through_the_webhook_give_the_cli_output() {
+    let mut compared = 0;
+    for case in cases()
+        .into_iter()
+        .filter(|c| c.is_manual_inject() && override_free(c))
+    {
+        if std::fs::read_to_string(case.dir.join("exit"))
+            .unwrap()
+            .trim()
+            != "0"
+        {
+            continue;
+        }
+        let values = merged_values(&case);
+        let anchors = values["identityTrustAnchorsPEM"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let opaque = values["proxy"]["opaquePorts"]
+            .as_str()
+            .unwrap_or("25,587,3306,4444,5432,6379,9300,11211")
+            .to_string();
+        let api = KubeApi::start().await;
+        let inputs: Vec<Value> = case
+            .inputs()
+            .iter()
+            .flat_map(|p| read_tree(p))
+            .flat_map(|t| yaml_docs(&t))
+            .flat_map(|d| {
+                if d["kind"] == json!("List") {
+                    d["items"].as_array().unwrap().clone()
+                } else {
+                    vec![d]
+                }
+            })
+            .filter(|d| !d.is_null())
+            .collect();
+        let outputs: Vec<Value> =
+            yaml_docs(&std::fs::read_to_string(case.stdout_golden()).unwrap())
+                .into_iter()
+                .flat_map(|d| {
+                    if d["kind"] == json!("List") {
+                        d["items"].as_array().unwrap().clone()
+                    } else {
+                        vec![d]
+                    }
+                })
+                .filter(|d| !d.is_null())
+                .collect();
+        assert_eq!(inputs.len(), outputs.len(), "{}", case.name);
+        let namespaces: std::collections::BTreeSet<String> = inputs
+            .iter()
+            .map(|d| {
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string()
+            })
+            .collect();
+        for ns in &namespaces {
+            api.add_namespace(
+                ns,
+                json!({"linkerd.io/inject": "enabled", "config.linkerd.io/opaque-ports": opaque}),
+            );
+        }
+        let values_yaml = serde_yaml::to_string(&values).unwrap();
+        let wh = Webhook::start_with_anchors(&api, &values_yaml, &anchors, &[]).await;
+        let mut pairs = Vec::new();
+        let mut expected = Vec::new();
+        for (i, (input, output)) in inputs.iter().zip(&outputs).enumerate() {
+            let kind = input["kind"].as_str().unwrap_or("");
+            if !TEMPLATE_KINDS.contains(&kind) || template_of(input).is_none() {
+                continue;
+            }
+            // The webhook sees pods as created: an already-injected manifest (which the CLI
+            // uninjects first) is not something it is sent.
+            if serde_json::to_string(input)
+                .unwrap()
+                .contains("\"linkerd-proxy\"")
+            {
+                continue;
+            }
+            let injected = serde_json::to_string(output)
+                .unwrap()
+                .contains("\"linkerd-proxy\"");
+            let ns = input["metadata"]["namespace"].as_str().unwrap_or("default");
+            let pod = pod_for(&api, input, ns);
+            let body = wh
+                .review(&admission_review(
+                    "admission.k8s.io/v1",
+                    &format!("{}-{i}", case.name),
+                    ns,
+                    &pod,
+                    false,
+                ))
+                .await;
+            let patch = patch_of(&body).unwrap_or(json!([]));
+            let patched_has_proxy = patch.to_string().contains("\"linkerd-proxy\"");
+            assert_eq!(
+                patched_has_proxy, injected,
+                "{} doc {i}: injected by one front-end only",
+                case.name
+            );
+            if !injected {
+                continue;
+            }
+            check_patch_shape(&case.name, &pod, &patch);
+            let mut want = expected_pod(output, &pod);
+            if input["metadata"]["namespace"].is_null() {
+                // The CLI writes the manifest's (absent) namespace, the webhook the request's.
+                want["metadata"]["labels"]["linkerd.io/workload-ns"] = json!(ns);
+            }
+            let own = pod["metadata"]["annotations"].clone();
+            expected.push((
+                format!("{} doc {i} ({kind})", case.name),
+                normalise(want, kind == "CronJob", &own),
+                kind == "CronJob",
+                own,
+            ));
+            pairs.push((pod, patch));
+        }
+        let patched = apply_independently(&pairs);
+        for (got, (name, want, cronjob, own)) in patched.into_iter().zip(expected) {
+            assert_eq!(normalise(got, cronjob, &own), want, "{name}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 20, "only {compared} pods compared");
+}
+
+fn read_tree(p: &std::path::Path) -> Vec<String> {
+    if p.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        entries.iter().flat_map(|e| read_tree(e)).collect()
+    } else {
+        vec![std::fs::read_to_string(p).unwrap()]
+    }
+}
