@@ -14,8 +14,10 @@ cargo test --release --locked
 
 conformance=../shared/conformance
 if [ -f "$conformance/run.py" ]; then
-    result=$(python3 "$conformance/run.py" --data "$conformance/linkerd-edge-26.8.3" \
-        --cli target/release/proxy-injector | tee /dev/stderr | tail -n 1)
+    report=$(python3 "$conformance/run.py" --data "$conformance/linkerd-edge-26.8.3" \
+        --cli target/release/proxy-injector)
+    echo "$report"
+    result=$(echo "$report" | tail -n 1)
     case "$result" in
         *" passed, 0 failed") ;;
         *) echo "conformance: $result" >&2; exit 1 ;;

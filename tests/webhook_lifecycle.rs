@@ -5,6 +5,8 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustls::pki_types::pem::PemObject;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -303,5 +305,98 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
     assert!(
         after.contains("\"decision\":\"injected\""),
         "no review finished after SIGTERM; log:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_13_only_unless_12_is_allowed() {
+    let api = api().await;
+    let tls12_client = |pem: &str| {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+            .tls_version_max(reqwest::tls::Version::TLS_1_2)
+            .build()
+            .unwrap()
+    };
+    let strict = Webhook::start(&api, "{}\n", &[]).await;
+    let review = admission_review("admission.k8s.io/v1", "t", "shop", &pod("p"), false).to_string();
+    let old = tls12_client(&strict.pki.ca_pem);
+    let refused = old
+        .post(strict.url())
+        .header("content-type", "application/json")
+        .body(review.clone())
+        .send()
+        .await;
+    assert!(refused.is_err(), "a TLS 1.2 client is refused by default");
+    let lenient = Webhook::start(&api, "{}\n", &["--allow-tls12"]).await;
+    let old = tls12_client(&lenient.pki.ca_pem);
+    let ok = old
+        .post(lenient.url())
+        .header("content-type", "application/json")
+        .body(review)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "--allow-tls12 accepts it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let api = api().await;
+    let wh = Webhook::start(&api, "{}\n", &["--idle-timeout", "500ms"]).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(wh.pki.ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", wh.port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("handshake");
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+        .await
+        .expect("closed before 10s");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "the server closed the idle connection"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not before the idle timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_past_its_deadline_is_a_500() {
+    let api = api().await;
+    let wh = Webhook::start(&api, "{}\n", &["--request-timeout", "1ms"]).await;
+    let mut heavy = pod("heavy");
+    let env: Vec<Value> = (0..30_000)
+        .map(|i| json!({"name": format!("V{i}"), "value": "x".repeat(32)}))
+        .collect();
+    heavy["spec"]["containers"][0]["env"] = Value::Array(env);
+    let (status, body) = wh
+        .send(
+            &wh.client,
+            &admission_review("admission.k8s.io/v1", "d", "shop", &heavy, false),
+        )
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with("review deadline of 1ms passed"),
+        "{body}"
     );
 }

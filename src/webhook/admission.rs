@@ -81,20 +81,26 @@ pub async fn review(
             "empty body: expected an AdmissionReview",
         );
     }
+    // One deadline for the whole review, decoding included.
+    let deadline = tokio::time::Instant::from_std(start) + state.request_timeout;
     let heavy = body.len() > HEAVY_BODY;
-    let decoded = blocking(heavy, move || {
-        serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body)
-    })
+    let decoded = tokio::time::timeout_at(
+        deadline,
+        blocking(heavy, move || {
+            serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body)
+        }),
+    )
     .await;
     let review = match decoded {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
+        Ok(Ok(Ok(r))) => r,
+        Ok(Ok(Err(e))) => {
             return plain(
                 StatusCode::BAD_REQUEST,
                 &format!("failed to decode admission review request: {e}"),
             )
         }
-        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(Err(e)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(_) => return deadline_passed(&state, "-", start),
     };
     let req: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(r) => r,
@@ -114,7 +120,7 @@ pub async fn review(
     let uid = req.uid.clone();
     let ns = req.namespace.clone().unwrap_or_default();
     let name = object_name(&req);
-    let result = tokio::time::timeout(state.request_timeout, handle(&state, req, heavy)).await;
+    let result = tokio::time::timeout_at(deadline, handle(&state, req, heavy)).await;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     let (response, outcome) = match result {
         Ok(Ok((response, outcome))) => (response, outcome),
@@ -127,18 +133,7 @@ pub async fn review(
                 .observe(elapsed_ms);
             return plain(StatusCode::INTERNAL_SERVER_ERROR, &fault.to_string());
         }
-        Err(_) => {
-            tracing::error!(%uid, namespace = %ns, name = %name, latency_ms = elapsed_ms, "review deadline passed");
-            state
-                .metrics
-                .latency
-                .get_or_create(&OutcomeLabels { outcome: "error" })
-                .observe(elapsed_ms);
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("review deadline of {:?} passed", state.request_timeout),
-            );
-        }
+        Err(_) => return deadline_passed(&state, &uid, start),
     };
     state
         .metrics
@@ -171,6 +166,21 @@ fn encode_review(response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Err
         }
     }
     serde_json::to_vec(&review)
+}
+
+/// HTTP 500 for a review that ran out of time; `failurePolicy` decides.
+fn deadline_passed(state: &AppState, uid: &str, start: Instant) -> Response {
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+    tracing::error!(%uid, latency_ms = elapsed_ms, "review deadline passed");
+    state
+        .metrics
+        .latency
+        .get_or_create(&OutcomeLabels { outcome: "error" })
+        .observe(elapsed_ms);
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("review deadline of {:?} passed", state.request_timeout),
+    )
 }
 
 fn plain(status: StatusCode, message: &str) -> Response {

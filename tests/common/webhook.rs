@@ -66,6 +66,14 @@ impl Drop for Webhook {
     }
 }
 
+/// The binary under test: Cargo's for tests, the release build for examples.
+pub fn binary() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_proxy-injector") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/proxy-injector"),
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -120,7 +128,7 @@ impl Webhook {
         std::fs::write(dir.path().join("config/ca-bundle.crt"), anchors).unwrap();
         std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig()).unwrap();
         let (port, admin_port) = (free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_proxy-injector"))
+        let child = Command::new(binary())
             .arg("webhook")
             .args(["--addr", &format!("127.0.0.1:{port}")])
             .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
