@@ -11,6 +11,7 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --release --locked
 cargo test --release --locked
+python3 -m pytest -q tests/chart
 
 conformance=../shared/conformance
 if [ -f "$conformance/run.py" ]; then

@@ -115,13 +115,27 @@ impl Webhook {
         anchors: &str,
         extra: &[&str],
     ) -> Webhook {
-        let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new();
         let (cert, key) = pki.serving("serving-1");
+        let ca = pki.ca_pem.clone();
+        Webhook::start_with_pair(api, values, anchors, (&cert, &key), &ca, pki, extra).await
+    }
+
+    /// As `start`, serving `pair` (certificate, key) and trusting `ca_pem` in its clients.
+    pub async fn start_with_pair(
+        api: &KubeApi,
+        values: &str,
+        anchors: &str,
+        (cert, key): (&str, &str),
+        ca_pem: &str,
+        pki: Pki,
+        extra: &[&str],
+    ) -> Webhook {
+        let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         let tls = dir.path().join("tls");
         std::fs::create_dir_all(&tls).unwrap();
-        secret_volume_update(&tls, &[("tls.crt", &cert), ("tls.key", &key)]);
+        secret_volume_update(&tls, &[("tls.crt", cert), ("tls.key", key)]);
         std::os::unix::fs::symlink("..data/tls.crt", tls.join("tls.crt")).unwrap();
         std::os::unix::fs::symlink("..data/tls.key", tls.join("tls.key")).unwrap();
         std::fs::write(dir.path().join("config/values"), values).unwrap();
@@ -148,7 +162,7 @@ impl Webhook {
             ))
             .spawn()
             .expect("the webhook starts");
-        let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap();
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
         let client = reqwest::Client::builder()
             .tls_certs_only([ca.clone()])
             .timeout(Duration::from_secs(20))

@@ -1,0 +1,257 @@
+"""The Helm chart, rendered and linted by the real Helm engine (helm-python-sdk, Helm v4 as a
+library) and validated with strict Kubernetes schemas (kubernetes-validate)."""
+
+import base64
+import copy
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+from cryptography import x509
+
+from chart import CHART, MANIFEST, NAMESPACE, RELEASE, manifest_text, render, values_file
+
+# A placeholder CA PEM for the external-Secret mode: the chart only passes it through.
+EXTERNAL_CA = """-----BEGIN CERTIFICATE-----
+MIIBfzCCASWgAwIBAgIUJ0m6x0mV5m3m1q9b8cYt0cQ2yY4wCgYIKoZIzj0EAwIw
+FTETMBEGA1UEAwwKZXh0ZXJuYWwtY2EwHhcNMjYxMTI5MDAwMDAwWhcNMzYxMTI3
+MDAwMDAwWjAVMRMwEQYDVQQDDApleHRlcm5hbC1jYTBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABGu8H3v2mJ8gq0yq1o8tY5xk5f2l0WJ9o7w9cG1H5m6k8b7kq9rE
+-----END CERTIFICATE-----
+"""
+
+MODES = {
+    "default": {},
+    "cert-manager": {"tls": {"mode": "certManager"}},
+    "cert-manager-issuer": {"tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "cluster-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}}}},
+    "external": {"tls": {"mode": "external", "secretName": "my-injector-tls", "caBundle": EXTERNAL_CA}},
+    "ha": values_file("values-ha.yaml"),
+}
+
+# cert-manager's CRDs have no schema in kubernetes-validate: their objects are checked by
+# the assertions below instead.
+CUSTOM = {"cert-manager.io/v1"}
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs, kind):
+    found = by_kind(docs, kind)
+    assert len(found) == 1, f"{kind}: {len(found)}"
+    return found[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lint_reports_no_errors(mode):
+    report = helm.lint(str(CHART), MODES[mode], namespace=NAMESPACE, kube_version="v1.30.0")
+    assert report["errors"] == []
+    errors = [m for m in report["messages"] if m["severity"] >= 3]
+    assert errors == [], errors
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "1.37.0"])
+@pytest.mark.parametrize("mode", MODES)
+def test_render_passes_strict_schemas(mode, version):
+    docs = render(MODES[mode])
+    checked = 0
+    for doc in docs:
+        if doc["apiVersion"] in CUSTOM:
+            continue
+        kubernetes_validate.validate(doc, version, strict=True)
+        checked += 1
+    assert checked >= 6
+
+
+def test_webhook_configuration():
+    docs = render()
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    (hook,) = mwc["webhooks"]
+    svc = one(docs, "Service")
+    assert hook["clientConfig"]["service"] == {"name": svc["metadata"]["name"], "namespace": NAMESPACE, "path": "/", "port": 443}
+    assert svc["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["sideEffects"] == "None"
+    assert hook["timeoutSeconds"] == 10
+    assert hook["admissionReviewVersions"] == ["v1", "v1beta1"]
+    assert hook["rules"] == [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "services"], "scope": "Namespaced"}]
+    ns_sel = hook["namespaceSelector"]["matchExpressions"]
+    assert {"key": "config.linkerd.io/admission-webhooks", "operator": "NotIn", "values": ["disabled"]} in ns_sel
+    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "cert-manager"]} in ns_sel
+    obj_sel = hook["objectSelector"]["matchExpressions"]
+    assert {"key": "linkerd.io/control-plane-component", "operator": "DoesNotExist"} in obj_sel
+    # The webhook's own pods carry that label, so it never reviews itself.
+    dep = one(docs, "Deployment")
+    assert "linkerd.io/control-plane-component" in dep["spec"]["template"]["metadata"]["labels"]
+    # Settings flow through.
+    hook2 = one(render({"webhook": {"failurePolicy": "Fail", "timeoutSeconds": 5, "reinvocationPolicy": "IfNeeded"}}), "MutatingWebhookConfiguration")["webhooks"][0]
+    assert (hook2["failurePolicy"], hook2["timeoutSeconds"], hook2["reinvocationPolicy"]) == ("Fail", 5, "IfNeeded")
+
+
+def test_ca_bundle_verifies_the_generated_serving_certificate():
+    docs = render()
+    hook = one(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+    ca = x509.load_pem_x509_certificate(base64.b64decode(hook["clientConfig"]["caBundle"]))
+    secret = one(docs, "Secret")
+    assert secret["type"] == "kubernetes.io/tls"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert f"{RELEASE}.{NAMESPACE}.svc" in sans
+    dep = one(docs, "Deployment")
+    assert dep["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == secret["metadata"]["name"]
+
+
+def test_cert_manager_mode():
+    docs = render(MODES["cert-manager"])
+    cert = one(docs, "Certificate")
+    assert f"{RELEASE}.{NAMESPACE}.svc" in cert["spec"]["dnsNames"]
+    issuer = one(docs, "Issuer")
+    assert cert["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{cert['metadata']['name']}"
+    assert "caBundle" not in mwc["webhooks"][0]["clientConfig"]
+    assert by_kind(docs, "Secret") == []
+    docs = render(MODES["cert-manager-issuer"])
+    assert by_kind(docs, "Issuer") == []
+    assert one(docs, "Certificate")["spec"]["issuerRef"] == {"name": "cluster-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+
+
+def test_external_mode():
+    docs = render(MODES["external"])
+    assert by_kind(docs, "Secret") == []
+    hook = one(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+    assert base64.b64decode(hook["clientConfig"]["caBundle"]).decode() == EXTERNAL_CA
+    vols = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert vols[0]["secret"]["secretName"] == "my-injector-tls"
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"tls": {"mode": "external", "caBundle": EXTERNAL_CA}}, "tls.mode=external needs tls.secretName"),
+    ({"tls": {"mode": "external", "secretName": "s"}}, "tls.mode=external needs tls.caBundle"),
+    ({"tls": {"caBundle": EXTERNAL_CA}}, "tls.caBundle is only used with tls.mode=external"),
+    ({"tls": {"certManager": {"issuerRef": {"name": "x"}}}}, "tls.certManager.issuerRef is only used with tls.mode=certManager"),
+])
+def test_tls_values_are_checked_against_each_other(values, message):
+    with pytest.raises(helm.HelmError) as e:
+        render(values)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("values", [
+    {"replicas": "three"},
+    {"replicas": 0},
+    {"webhook": {"failurePolicy": "Sometimes"}},
+    {"webhook": {"timeoutSeconds": 31}},
+    {"tls": {"mode": "selfSigned"}},
+    {"logFormat": "xml"},
+    {"unknownKey": True},
+])
+def test_schema_rejects_bad_values(values):
+    chart = helm.Chart.load(str(CHART))
+    with pytest.raises(helm.HelmError):
+        chart.validate_schema(values)
+    with pytest.raises(helm.HelmError):
+        render(values)
+
+
+def test_rbac_is_least_privilege():
+    role = one(render(), "ClusterRole")
+    resources = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert resources == {
+        ("", "namespaces"): {"get", "list", "watch"},
+        ("apps", "replicasets"): {"get", "list", "watch"},
+        ("batch", "jobs"): {"get", "list", "watch"},
+        ("events.k8s.io", "events"): {"create", "patch"},
+    }
+    assert not any("secrets" in rule["resources"] or "*" in rule["resources"] for rule in role["rules"])
+    binding = one(render(), "ClusterRoleBinding")
+    sa = one(render(), "ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
+
+
+def test_pod_security():
+    pod = one(render(), "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (c,) = pod["containers"]
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/live", "port": "admin"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    assert c["resources"]["requests"] and c["resources"]["limits"]
+
+
+def test_flags_match_mounts_and_ports():
+    docs = render()
+    dep = one(docs, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    args = dict(a[2:].split("=", 1) for a in c["args"][1:])
+    assert c["args"][0] == "webhook"
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert args["tls-cert"] == f"{mounts['tls']}/tls.crt" and args["tls-key"] == f"{mounts['tls']}/tls.key"
+    assert vols["tls"]["secret"]["secretName"] == one(docs, "Secret")["metadata"]["name"]
+    assert args["config-dir"] == mounts["config"]
+    sources = vols["config"]["projected"]["sources"]
+    assert {"name": "linkerd-config", "items": [{"key": "values", "path": "values"}]} in [s["configMap"] for s in sources]
+    assert {"name": "linkerd-identity-trust-roots", "items": [{"key": "ca-bundle.crt", "path": "ca-bundle.crt"}]} in [s["configMap"] for s in sources]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert args["addr"] == f"0.0.0.0:{ports['webhook']}"
+    assert args["admin-addr"] == f"0.0.0.0:{ports['admin']}"
+    assert args["linkerd-namespace"] == NAMESPACE
+    assert "checksum/tls" in dep["spec"]["template"]["metadata"]["annotations"]
+    assert dep["spec"]["template"]["metadata"]["annotations"]["linkerd.io/inject"] == "disabled"
+
+
+def test_checksum_follows_the_tls_secret():
+    a = one(render(MODES["external"]), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/tls"]
+    other = copy.deepcopy(MODES["external"])
+    other["tls"]["secretName"] = "rotated-tls"
+    b = one(render(other), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/tls"]
+    assert a != b
+    # A generated certificate is new at every render, so every upgrade rolls the pods.
+    g1 = one(render(), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/tls"]
+    g2 = one(render(), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/tls"]
+    assert g1 != g2
+
+
+def test_high_availability():
+    docs = render(MODES["ha"])
+    dep = one(docs, "Deployment")
+    assert dep["spec"]["replicas"] == 3
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    anti = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    single = render()
+    assert by_kind(single, "PodDisruptionBudget") == []
+    assert "affinity" not in one(single, "Deployment")["spec"]["template"]["spec"]
+
+
+def _without_generated(text):
+    """The manifest with the generated TLS material and its checksum blanked."""
+    import yaml
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    for d in docs:
+        if d["kind"] == "Secret":
+            d["data"] = {k: "<generated>" for k in d["data"]}
+        if d["kind"] == "MutatingWebhookConfiguration":
+            for h in d["webhooks"]:
+                h["clientConfig"]["caBundle"] = "<generated>"
+        if d["kind"] == "Deployment":
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/tls"] = "<generated>"
+    return docs
+
+
+def test_manifest_equals_a_fresh_render():
+    assert MANIFEST.exists(), "run python3 tests/chart/render_manifest.py"
+    assert _without_generated(MANIFEST.read_text()) == _without_generated(manifest_text()), \
+        "manifests/proxy-injector.yaml is stale: run python3 tests/chart/render_manifest.py"
