@@ -10,12 +10,14 @@
 //! - [`decide`]: inject or skip, with Linkerd's reasons.
 //! - [`render`]: the containers and volumes injection adds.
 //! - [`inject`] / [`uninject`]: the entry points.
+//! - [`check`]: the webhook's verdict and lints for each workload of a manifest, offline.
 //! - [`manifest`]: splitting YAML streams into documents and writing them back.
 //!
 //! The front-ends: [`cli`] (offline `inject`/`uninject`) and [`webhook`] (the admission
 //! server); they do the I/O.
 
 pub mod annotations;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod decide;

@@ -182,14 +182,16 @@ async fn not_ready_and_500_until_the_caches_sync() {
         std::fs::write(dir.path().join("kubeconfig"), kubeconfig).unwrap();
         w
     };
-    let (p, a) = (common::webhook::free_port(), common::webhook::free_port());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_proxy-injector"))
+    let log = dir.path().join("webhook.log");
+    let mut child = std::process::Command::new(common::webhook::binary())
         .arg("webhook")
         .args([
             "--addr",
-            &format!("127.0.0.1:{p}"),
+            "127.0.0.1:0",
             "--admin-addr",
-            &format!("127.0.0.1:{a}"),
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
         ])
         .arg("--tls-cert")
         .arg(wh.dir.path().join("tls/tls.crt"))
@@ -199,9 +201,10 @@ async fn not_ready_and_500_until_the_caches_sync() {
         .arg(wh.config_dir())
         .arg("--kubeconfig")
         .arg(dir.path().join("kubeconfig"))
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let (p, a) = common::webhook::serving_ports(&mut child, &log).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let ready = loop {
         match reqwest::get(format!("http://127.0.0.1:{a}/ready")).await {

@@ -28,6 +28,12 @@ pub enum Command {
     Inject(Box<InjectArgs>),
     /// Remove the Linkerd proxy and everything injection added from manifests.
     Uninject(UninjectArgs),
+    /// Tell, offline, which workloads the webhook will mesh, with which identity, and why not.
+    ///
+    /// Uses the webhook's rules: `linkerd.io/inject` on the pod template or its namespace.
+    /// Namespaces come from Namespace objects in the input, from --namespace-annotation, or
+    /// default. Exit codes: 0 all good, 1 an input or usage error, 2 a policy failure.
+    Check(Box<CheckArgs>),
     /// Run the mutating admission webhook (HTTPS) that injects pods as they are created.
     Webhook(Box<crate::webhook::WebhookArgs>),
 }
@@ -222,6 +228,65 @@ pub struct InjectArgs {
     /// No longer supported: identity is always required.
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub disable_identity: Option<bool>,
+
+    /// Files, directories, `-` (stdin) or https:// URLs.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Linkerd Helm values file(s), merged in order over the built-in defaults. Repeatable.
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+
+    /// Namespace in which Linkerd is installed.
+    #[arg(
+        short = 'L',
+        long,
+        env = "LINKERD_NAMESPACE",
+        default_value = "linkerd"
+    )]
+    pub linkerd_namespace: String,
+
+    /// Annotation of a namespace that lives in the cluster, as NAMESPACE:KEY=VALUE
+    /// (e.g. shop:linkerd.io/inject=enabled). Repeatable. A Namespace object in the input
+    /// takes precedence.
+    #[arg(long, value_name = "NS:KEY=VALUE")]
+    pub namespace_annotation: Vec<String>,
+
+    /// Namespace of workloads that name none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+
+    /// Fail (exit 2) when a workload will not be meshed.
+    #[arg(long)]
+    pub require_meshed: bool,
+
+    /// Exempt KIND/NAME (e.g. deployment/legacy) from --require-meshed. Repeatable.
+    #[arg(long, value_name = "KIND/NAME")]
+    pub allow_unmeshed: Vec<String>,
+
+    /// The finding level that fails the run (exit 2).
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: FailOn,
+
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: CheckFormat,
 
     /// Files, directories, `-` (stdin) or https:// URLs.
     #[arg(required = true, value_name = "INPUT")]

@@ -1,4 +1,4 @@
-//! The offline CLI: `inject`, `uninject` (and later `check`) over files, directories, stdin
+//! The offline CLI: `inject`, `uninject` and `check` over files, directories, stdin
 //! and HTTPS URLs.
 //!
 //! Stdout carries only YAML or JSON; the human report goes to stderr after the documents, in
@@ -6,6 +6,7 @@
 //! Exit codes: 0 success, 1 any error (nothing is written to stdout then).
 
 mod args;
+mod check;
 mod flags;
 mod input;
 mod pipeline;
@@ -13,7 +14,7 @@ mod report;
 
 use std::io::Write;
 
-pub use args::{Cli, Command, InjectArgs, UninjectArgs};
+pub use args::{CheckArgs, Cli, Command, InjectArgs, UninjectArgs};
 pub use pipeline::InjectPlan;
 
 /// A failure before any document is processed: bad flags, unreadable inputs or values.
@@ -43,6 +44,7 @@ pub fn run(cli: Cli, stdin: &mut dyn std::io::Read) -> Output {
     let result = match cli.command {
         Command::Inject(a) => pipeline::inject(&a, stdin),
         Command::Uninject(a) => pipeline::uninject(&a, stdin),
+        Command::Check(a) => check::run(&a, stdin),
         Command::Webhook(_) => {
             return Output {
                 stderr: "Error: the webhook is run by main, not cli::run\n".into(),

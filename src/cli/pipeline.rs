@@ -18,7 +18,7 @@ use crate::inject::{self, Mode, Request};
 use crate::manifest;
 use crate::uninject;
 
-fn valid_namespace(ns: &str) -> Result<(), UsageError> {
+pub(super) fn valid_namespace(ns: &str) -> Result<(), UsageError> {
     let ok = !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if ok {
         Ok(())
@@ -27,7 +27,7 @@ fn valid_namespace(ns: &str) -> Result<(), UsageError> {
     }
 }
 
-fn load_values(files: &[std::path::PathBuf]) -> Result<Values, UsageError> {
+pub(super) fn load_values(files: &[std::path::PathBuf]) -> Result<Values, UsageError> {
     let mut texts = Vec::new();
     for f in files {
         let name = f.display().to_string();

@@ -66,6 +66,34 @@ impl Drop for Webhook {
     }
 }
 
+/// The ports from the webhook's `serving` log line.
+pub async fn serving_ports(child: &mut Child, log: &Path) -> (u16, u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if v["message"] == "serving" {
+                let port = |k: &str| -> u16 {
+                    let addr = v[k].as_str().expect("address in the serving line");
+                    addr.rsplit(':').next().unwrap().parse().expect("a port")
+                };
+                return (port("addr"), port("admin_addr"));
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the webhook exited with {status}; log:\n{text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webhook never served; log:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The binary under test: Cargo's for tests, the release build for examples.
 pub fn binary() -> PathBuf {
     match option_env!("CARGO_BIN_EXE_proxy-injector") {
@@ -141,11 +169,11 @@ impl Webhook {
         std::fs::write(dir.path().join("config/values"), values).unwrap();
         std::fs::write(dir.path().join("config/ca-bundle.crt"), anchors).unwrap();
         std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig()).unwrap();
-        let (port, admin_port) = (free_port(), free_port());
-        let child = Command::new(binary())
+        // Port 0: the webhook binds free ports and logs them, so tests never race for one.
+        let mut child = Command::new(binary())
             .arg("webhook")
-            .args(["--addr", &format!("127.0.0.1:{port}")])
-            .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
+            .args(["--addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
             .arg("--tls-cert")
             .arg(dir.path().join("tls/tls.crt"))
             .arg("--tls-key")
@@ -162,6 +190,8 @@ impl Webhook {
             ))
             .spawn()
             .expect("the webhook starts");
+        let log_path = dir.path().join("webhook.log");
+        let (port, admin_port) = serving_ports(&mut child, &log_path).await;
         let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
         let client = reqwest::Client::builder()
             .tls_certs_only([ca.clone()])

@@ -1,0 +1,466 @@
+//! `check`: what the webhook would do to each workload of a manifest stream, offline.
+//!
+//! The decision is the webhook's, not the CLI's: a workload is meshed when its pod template or
+//! its namespace enables injection, with the namespace's annotations inherited. Namespaces come
+//! from `Namespace` objects in the stream, from the caller (annotations of namespaces that live
+//! in the cluster), or default. Beyond the decision, lints catch the mistakes that leave a
+//! workload silently unmeshed or misconfigured, each with a one-line fix.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::annotations as a;
+use crate::config::overrides::{self, port_range, Annotations, NamedPorts};
+use crate::config::Values;
+use crate::decide::{Origin, SkipReason};
+use crate::inject::{self, InjectError, Mode, Request};
+use crate::workload::{self, string_map, Category, Identity, PodTemplate};
+
+/// How bad a finding is; `--fail-on` picks the level that fails the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Why a workload is not meshed, when that is what its annotations ask for.
+    Info,
+    /// A likely mistake: the setting is ignored, or the workload is not meshed by accident.
+    Warning,
+    /// The webhook would refuse the pod, or cannot mesh it at all.
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub level: Level,
+    /// Stable identifier (a Linkerd reason code, or a lint name).
+    pub code: String,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Meshed {
+    Yes,
+    No,
+    /// A proxy is already in the manifest.
+    Already,
+}
+
+impl Meshed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Meshed::Yes => "yes",
+            Meshed::No => "no",
+            Meshed::Already => "already",
+        }
+    }
+}
+
+/// One workload's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// `kind/name`, kind lower-cased as Linkerd prints it.
+    pub workload: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+    pub meshed: Meshed,
+    /// `<serviceAccount>.<namespace>` when meshed.
+    pub identity: Option<String>,
+    pub debug: bool,
+    pub messages: Vec<Message>,
+}
+
+/// What `check` needs besides the documents.
+pub struct Options<'a> {
+    pub values: &'a Values,
+    pub control_plane_ns: &'a str,
+    /// Annotations of namespaces not in the stream (`--namespace-annotation`).
+    pub namespaces: &'a BTreeMap<String, Annotations>,
+    /// Namespace of objects that have none (`--namespace`).
+    pub default_namespace: &'a str,
+}
+
+fn msg(level: Level, code: &str, text: impl Into<String>, hint: Option<&str>) -> Message {
+    Message {
+        level,
+        code: code.into(),
+        text: text.into(),
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// Checks every workload among `docs` (List items included), in order.
+pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
+    // The trust anchors live in the cluster; a verdict does not depend on them.
+    let mut values = opts.values.clone();
+    if values.identity_trust_anchors_pem.trim().is_empty() {
+        values.identity_trust_anchors_pem =
+            "placeholder: check does not need the trust anchors".into();
+    }
+    let opts = &Options {
+        values: &values,
+        ..*opts
+    };
+    let objects: Vec<&Value> = docs
+        .iter()
+        .flat_map(|d| match d.get("kind").and_then(Value::as_str) {
+            Some("List") => d
+                .get("items")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().collect())
+                .unwrap_or_default(),
+            _ => vec![d],
+        })
+        .filter(|d| d.is_object())
+        .collect();
+    // Namespaces in the stream override those given on the command line.
+    let mut namespaces = opts.namespaces.clone();
+    for o in &objects {
+        let id = Identity::of(o);
+        if id.kind == "namespace" {
+            let ann = string_map(
+                o.get("metadata")
+                    .and_then(|m| m.get("annotations"))
+                    .and_then(Value::as_object),
+            );
+            namespaces.insert(id.name, ann);
+        }
+    }
+    let mut rows = Vec::new();
+    for o in &objects {
+        let id = Identity::of(o);
+        let Category::Injectable(tokens) = workload::category(&id.kind) else {
+            continue;
+        };
+        let Ok(Some(pod)) = workload::locate(o, tokens) else {
+            continue;
+        };
+        let ns = id
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| opts.default_namespace.to_string());
+        let ns_ann = namespaces.get(&ns).cloned().unwrap_or_default();
+        if opts.values.identity.service_account_token_projection
+            || pod.automount_service_account_token() == Some(false)
+        {
+            rows.push(check_workload(o, &id, &pod, &ns, &ns_ann, opts));
+        } else {
+            // In the cluster, the ServiceAccount admission plugin mounts the token before the
+            // webhook runs; a manifest does not show that mount yet.
+            let admitted = with_token_mount(o, tokens);
+            let Ok(Some(pod)) = workload::locate(&admitted, tokens) else {
+                continue;
+            };
+            rows.push(check_workload(&admitted, &id, &pod, &ns, &ns_ann, opts));
+        }
+    }
+    service_lints(&objects, &mut rows, opts.default_namespace);
+    rows
+}
+
+/// `obj` with the service-account token mounted in its first container, as the API server's
+/// ServiceAccount admission plugin does when the pod does not opt out.
+fn with_token_mount(obj: &Value, tokens: &[&str]) -> Value {
+    let mut v = obj.clone();
+    let mut cur = &mut v;
+    for t in tokens {
+        match cur.get_mut(*t) {
+            Some(next) => cur = next,
+            None => return obj.clone(),
+        }
+    }
+    if let Some(first) = cur
+        .pointer_mut("/spec/containers/0")
+        .and_then(Value::as_object_mut)
+    {
+        let mounts = first
+            .entry("volumeMounts")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = mounts {
+            list.push(serde_json::json!({"name": "kube-api-access", "mountPath": a::SERVICE_ACCOUNT_MOUNT_PATH, "readOnly": true}));
+        }
+    }
+    v
+}
+
+fn check_workload(
+    obj: &Value,
+    id: &Identity,
+    pod: &PodTemplate<'_>,
+    ns: &str,
+    ns_ann: &Annotations,
+    opts: &Options<'_>,
+) -> Row {
+    let empty = Annotations::new();
+    let req = Request {
+        values: opts.values,
+        mode: Mode::Full,
+        origin: Origin::Webhook {
+            namespace_annotations: ns_ann,
+        },
+        control_plane_ns: opts.control_plane_ns,
+        created_by: "check",
+        overrides: &empty,
+        scheduled: &empty,
+        owner: None,
+        namespace: Some(ns),
+    };
+    let mut messages = Vec::new();
+    let (meshed, rendered) = match inject::inject(obj, &req) {
+        Ok(out) if out.report.injectable() => {
+            for w in out.warnings {
+                messages.push(msg(Level::Warning, "invalid_annotation_value", w, Some(
+                    "fix the value (see the annotation reference) or remove the annotation; the config default is used",
+                )));
+            }
+            (Meshed::Yes, true)
+        }
+        Ok(out) => {
+            let linkerd_proxy = pod
+                .all_containers()
+                .any(|c| workload::str_field(c, "name") == a::PROXY_CONTAINER);
+            for r in out.report.reasons() {
+                let (level, hint) = reason_level(r);
+                if r == SkipReason::SidecarExists && linkerd_proxy {
+                    continue;
+                }
+                messages.push(msg(level, r.code(), r.text(), hint));
+            }
+            let meshed = if linkerd_proxy {
+                Meshed::Already
+            } else {
+                Meshed::No
+            };
+            (meshed, false)
+        }
+        Err(InjectError::Render(e)) => {
+            messages.push(msg(
+                Level::Error,
+                "render_error",
+                format!("the webhook would deny this pod: {e}"),
+                Some("fix the annotation or value named in the message"),
+            ));
+            (Meshed::No, false)
+        }
+        Err(e) => {
+            messages.push(msg(Level::Error, "invalid_workload", e.to_string(), None));
+            (Meshed::No, false)
+        }
+    };
+    if pod.has_udp() {
+        messages.push(msg(Level::Warning, "udp_ports_enabled", crate::decide::UDP_TEXT, Some(
+            "UDP is not proxied: mark the port in config.linkerd.io/skip-inbound-ports, or accept it",
+        )));
+    }
+    // Invalid annotation values are only reported by the core when it renders; check them
+    // for unmeshed workloads too, so that turning injection on later does not surprise.
+    if !rendered {
+        let mut effective = ns_ann.clone();
+        effective.retain(|k, _| a::INHERITABLE.contains(&k.as_str()));
+        effective.extend(pod.annotations());
+        let mut scratch = opts.values.clone();
+        for w in overrides::apply(&mut scratch, &effective, pod) {
+            messages.push(msg(Level::Warning, "invalid_annotation_value", w, Some(
+                "fix the value (see the annotation reference) or remove the annotation; the config default is used",
+            )));
+        }
+    }
+    port_lints(pod, &mut messages);
+    let top = string_map(
+        obj.get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(Value::as_object),
+    );
+    if id.kind != "pod" && top.contains_key(a::INJECT) && !pod.annotations().contains_key(a::INJECT)
+    {
+        messages.push(msg(
+            Level::Warning,
+            "inject_annotation_on_workload",
+            format!(
+                "{} is on the {}'s own metadata, where the webhook never sees it",
+                a::INJECT,
+                id.kind
+            ),
+            Some("move it to the pod template: spec.template.metadata.annotations"),
+        ));
+    }
+    let debug_value = pod
+        .annotations()
+        .get(a::ENABLE_DEBUG_SIDECAR)
+        .or_else(|| ns_ann.get(a::ENABLE_DEBUG_SIDECAR))
+        .cloned()
+        .unwrap_or_default();
+    let debug = meshed == Meshed::Yes && crate::parse::go_bool(&debug_value) == Some(true);
+    let identity = (meshed != Meshed::No).then(|| {
+        format!(
+            "{}.{ns}",
+            pod.service_account_name()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("default")
+        )
+    });
+    messages.dedup();
+    Row {
+        workload: id.res_name(),
+        kind: obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        name: id.name.clone(),
+        namespace: ns.to_string(),
+        meshed,
+        identity,
+        debug,
+        messages,
+    }
+}
+
+fn reason_level(r: SkipReason) -> (Level, Option<&'static str>) {
+    match r {
+        SkipReason::InjectAnnotationAbsent => (
+            Level::Info,
+            Some("annotate the namespace or spec.template.metadata with linkerd.io/inject: enabled to mesh it"),
+        ),
+        SkipReason::InjectDisabledAnnotation | SkipReason::CliDisabled => (Level::Info, None),
+        SkipReason::InvalidInjectAtNamespace | SkipReason::InvalidInjectAtWorkload => {
+            (Level::Error, Some("linkerd.io/inject takes enabled, disabled or ingress"))
+        }
+        SkipReason::HostNetwork => (Level::Warning, Some("pods on the host network cannot be meshed; opt out with linkerd.io/inject: disabled")),
+        SkipReason::SidecarExists => (Level::Warning, Some("another mesh's sidecar is present; remove it or opt out")),
+        SkipReason::AutomountDisabled => (
+            Level::Error,
+            Some("remove automountServiceAccountToken: false, or turn identity.serviceAccountTokenProjection on"),
+        ),
+        SkipReason::Unsupported => (Level::Info, None),
+    }
+}
+
+/// `opaque-ports` and `skip-inbound-ports` entries that match no container port.
+fn port_lints(pod: &PodTemplate<'_>, messages: &mut Vec<Message>) {
+    let ann = pod.annotations();
+    let numbers: Vec<i64> = pod
+        .all_containers()
+        .flat_map(workload::ports)
+        .filter_map(|p| p.get("containerPort").and_then(Value::as_i64))
+        .collect();
+    for key in [a::OPAQUE_PORTS, a::SKIP_INBOUND_PORTS] {
+        let Some(v) = ann.get(key) else { continue };
+        for entry in v
+            .trim_end_matches(',')
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let found = match port_range(entry) {
+                Some((l, u)) => numbers
+                    .iter()
+                    .any(|n| (i64::from(l)..=i64::from(u)).contains(n)),
+                None => pod.port_by_name(entry).is_some(),
+            };
+            if !found {
+                messages.push(msg(
+                    Level::Warning,
+                    "port_not_found",
+                    format!("{key}: {entry:?} matches no container port"),
+                    Some("name a containerPort (number, range or port name) of this pod, or remove the entry"),
+                ));
+            }
+        }
+    }
+}
+
+/// A Service whose targetPort matches no container port of the workloads it selects.
+fn service_lints(objects: &[&Value], rows: &mut [Row], default_ns: &str) {
+    for svc in objects.iter().filter(|o| Identity::of(o).kind == "service") {
+        let id = Identity::of(svc);
+        let ns = id
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| default_ns.to_string());
+        let Some(selector) = svc
+            .get("spec")
+            .and_then(|s| s.get("selector"))
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        if selector.is_empty() {
+            continue;
+        }
+        let selector = string_map(Some(selector));
+        let mut selected: Vec<(usize, PodTemplate<'_>)> = Vec::new();
+        for o in objects {
+            let oid = Identity::of(o);
+            let Category::Injectable(tokens) = workload::category(&oid.kind) else {
+                continue;
+            };
+            let ons = oid
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| default_ns.to_string());
+            if ons != ns {
+                continue;
+            }
+            let Ok(Some(pod)) = workload::locate(o, tokens) else {
+                continue;
+            };
+            let labels = pod.labels();
+            if selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                if let Some(i) = rows
+                    .iter()
+                    .position(|r| r.workload == oid.res_name() && r.namespace == ns)
+                {
+                    selected.push((i, pod));
+                }
+            }
+        }
+        if selected.is_empty() {
+            continue;
+        }
+        let ports = svc
+            .get("spec")
+            .and_then(|s| s.get("ports"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for p in ports {
+            let target = p
+                .get("targetPort")
+                .cloned()
+                .or_else(|| p.get("port").cloned())
+                .unwrap_or(Value::Null);
+            for (i, pod) in &selected {
+                let ok = match &target {
+                    Value::Number(n) => pod
+                        .all_containers()
+                        .flat_map(workload::ports)
+                        .any(|cp| cp.get("containerPort").and_then(Value::as_i64) == n.as_i64()),
+                    Value::String(s) => match s.parse::<i64>() {
+                        Ok(n) => pod
+                            .all_containers()
+                            .flat_map(workload::ports)
+                            .any(|cp| cp.get("containerPort").and_then(Value::as_i64) == Some(n)),
+                        Err(_) => pod.port_by_name(s).is_some(),
+                    },
+                    _ => true,
+                };
+                if !ok {
+                    rows[*i].messages.push(msg(
+                        Level::Warning,
+                        "service_target_port_not_found",
+                        format!("service/{} targets port {target} that no container of this workload exposes", id.name),
+                        Some("add the containerPort, or fix the Service's targetPort"),
+                    ));
+                }
+            }
+        }
+    }
+}
