@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use clap::Parser;
-use common::{cases, run_cli, yaml_docs, Case};
+use common::{cases, read_tree, run_cli, yaml_docs, Case};
 use proxy_injector::cli::{Cli, Command as CliCommand, InjectPlan};
 use serde_json::{json, Value};
 
@@ -125,19 +125,6 @@ fn stringify_metadata_maps(mut v: Value) -> Value {
     }
     walk(&mut v);
     v
-}
-
-fn read_tree(p: &std::path::Path) -> Vec<String> {
-    if p.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        entries.iter().flat_map(|e| read_tree(e)).collect()
-    } else {
-        vec![std::fs::read_to_string(p).unwrap()]
-    }
 }
 
 /// The case's arguments with every path made absolute, parsed as the CLI parses them.

@@ -122,72 +122,43 @@ async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_their_status_and_message() {
     let (_api, wh) = setup(VALUES).await;
-    let c = &wh.client;
-    let text = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
-    let (s, _) = text(c.get(wh.url()).send().await.unwrap()).await;
-    assert_eq!(s, 405, "GET /");
-    let (s, _) = text(
-        c.post(format!("{}other", wh.url()))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, 404, "POST /other");
-    let (s, m) = text(
-        c.post(wh.url())
-            .header("content-type", "text/plain")
-            .body("{}")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let post = |path: &str, content_type: &str, body: Vec<u8>| {
+        let req = wh
+            .client
+            .post(format!("{}{path}", wh.url()))
+            .header("content-type", content_type)
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let json = "application/json";
+    let get = wh.client.get(wh.url()).send().await.unwrap();
+    assert_eq!(get.status(), 405, "GET /");
     assert_eq!(
-        (s, m.as_str()),
-        (415, "Content-Type must be application/json\n")
+        post("other", json, b"{}".to_vec()).await.0,
+        404,
+        "POST /other"
     );
-    let (s, m) = text(
-        c.post(wh.url())
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
     assert_eq!(
-        (s, m.as_str()),
-        (400, "empty body: expected an AdmissionReview\n")
+        post("", "text/plain", b"{}".to_vec()).await,
+        (415, "Content-Type must be application/json\n".into())
     );
-    let (s, m) = text(
-        c.post(wh.url())
-            .header("content-type", "application/json")
-            .body("{not json")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert_eq!(
+        post("", json, vec![]).await,
+        (400, "empty body: expected an AdmissionReview\n".into())
+    );
+    let (s, m) = post("", json, b"{not json".to_vec()).await;
     assert_eq!(s, 400);
     assert!(
         m.starts_with("failed to decode admission review request: "),
         "{m}"
     );
     let no_request = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"});
-    let (s, m) = text(
-        c.post(wh.url())
-            .header("content-type", "application/json")
-            .body(no_request.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
     assert_eq!(
-        (s, m.as_str()),
-        (400, "invalid admission review request: no request\n")
+        post("", json, no_request.to_string().into_bytes()).await,
+        (400, "invalid admission review request: no request\n".into())
     );
     let mut no_uid = admission_review(
         "admission.k8s.io/v1",
@@ -197,30 +168,15 @@ async fn bad_requests_get_their_status_and_message() {
         false,
     );
     no_uid["request"]["uid"] = json!("");
-    let (s, m) = text(
-        c.post(wh.url())
-            .header("content-type", "application/json")
-            .body(no_uid.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
     assert_eq!(
-        (s, m.as_str()),
-        (400, "invalid admission review request: no request.uid\n")
+        post("", json, no_uid.to_string().into_bytes()).await,
+        (
+            400,
+            "invalid admission review request: no request.uid\n".into()
+        )
     );
     let big = vec![b' '; 10 * 1024 * 1024 + 1];
-    let (s, _) = text(
-        c.post(wh.url())
-            .header("content-type", "application/json")
-            .body(big)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, 413, "a body over 10 MiB");
+    assert_eq!(post("", json, big).await.0, 413, "a body over 10 MiB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

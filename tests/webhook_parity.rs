@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 
 use common::kube_api::KubeApi;
 use common::webhook::{admission_review, patch_of, Webhook};
-use common::{cases, yaml_docs, Case};
+use common::{cases, read_tree, yaml_docs, Case};
 use serde_json::{json, Map, Value};
 
 const TEMPLATE_KINDS: &[&str] = &[
@@ -367,17 +367,4 @@ async fn cli_fixtures_through_the_webhook_give_the_cli_output() {
         }
     }
     assert!(compared >= 20, "only {compared} pods compared");
-}
-
-fn read_tree(p: &std::path::Path) -> Vec<String> {
-    if p.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        entries.iter().flat_map(|e| read_tree(e)).collect()
-    } else {
-        vec![std::fs::read_to_string(p).unwrap()]
-    }
 }

@@ -133,3 +133,17 @@ pub fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
 }
 pub mod kube_api;
 pub mod webhook;
+
+/// The text of a file, or of every file under a directory in lexical order.
+pub fn read_tree(p: &Path) -> Vec<String> {
+    if p.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        entries.iter().flat_map(|e| read_tree(e)).collect()
+    } else {
+        vec![std::fs::read_to_string(p).unwrap()]
+    }
+}
