@@ -21,8 +21,12 @@ pub enum InputError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: not valid UTF-8 text")]
-    NotUtf8 { path: String },
+    #[error("{path}: line {line} (document {document}): not valid UTF-8 text")]
+    NotUtf8 {
+        path: String,
+        document: usize,
+        line: usize,
+    },
 }
 
 /// One input stream: where it came from, and its text.
@@ -148,8 +152,17 @@ fn io(path: &str, source: std::io::Error) -> InputError {
     }
 }
 
+/// The text of an input; bytes that are not UTF-8 are an error naming the document and line.
 fn utf8(path: &str, bytes: Vec<u8>) -> Result<String, InputError> {
-    String::from_utf8(bytes).map_err(|_| InputError::NotUtf8 {
-        path: path.to_string(),
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let before = String::from_utf8_lossy(valid);
+        let line = before.matches('\n').count() + 1;
+        let separators = before.lines().filter(|l| l.starts_with("---")).count();
+        InputError::NotUtf8 {
+            path: path.to_string(),
+            document: separators + 1,
+            line,
+        }
     })
 }

@@ -5,7 +5,15 @@
 //! back exactly as it was split, comments included, and only changed documents are
 //! re-serialised (keeping their key order, since values preserve insertion order).
 
+mod strict;
+
 use serde_json::Value;
+
+pub use strict::StrictValue;
+
+/// Deeper flow nesting than this is refused before parsing: the YAML parser's own limit is
+/// only checked after it has read the whole document, which takes quadratic time.
+const MAX_FLOW_DEPTH: usize = 256;
 
 /// A stream could not be split into documents.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +31,8 @@ pub struct ParseError {
 /// Splits a stream at `---` lines. Line endings are normalised to `\n`; a line that starts
 /// with `---` followed by anything but blanks or a comment is an error.
 pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
+    // A byte-order mark is not content (kubectl drops it too).
+    let stream = stream.strip_prefix('\u{feff}').unwrap_or(stream);
     let mut docs = Vec::new();
     let mut cur = String::new();
     let mut has_lines = false;
@@ -53,13 +63,59 @@ pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
 /// Parses one document; blank and comment-only documents are `null`. YAML merge keys
 /// (`<<: *defaults`) are applied, as Kubernetes' YAML reader does.
 pub fn parse(doc: &str) -> Result<Value, ParseError> {
+    check_flow_depth(doc)?;
     if !doc.contains("<<") {
-        return serde_yaml::from_str(doc).map_err(parse_error);
+        return serde_yaml::from_str::<StrictValue>(doc)
+            .map(|v| v.0)
+            .map_err(parse_error);
     }
     // Rare: go through serde_yaml's own value to apply the merge keys.
     let mut v: serde_yaml::Value = serde_yaml::from_str(doc).map_err(parse_error)?;
     merge_recursively(&mut v).map_err(parse_error)?;
-    serde_yaml::from_value(v).map_err(parse_error)
+    serde_yaml::from_value::<StrictValue>(v)
+        .map(|v| v.0)
+        .map_err(parse_error)
+}
+
+/// Refuses documents whose `[`/`{` nesting (outside quotes and comments) is absurdly deep.
+fn check_flow_depth(doc: &str) -> Result<(), ParseError> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    let bytes = doc.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\n' {
+            line += 1;
+            comment = false;
+        } else if comment {
+        } else if let Some(q) = quote {
+            if b == b'\\' && q == b'"' {
+                i += 1;
+            } else if b == q {
+                quote = None;
+            }
+        } else {
+            match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'#' => comment = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Err(ParseError {
+                            line,
+                            problem: format!("nesting deeper than {MAX_FLOW_DEPTH} levels"),
+                        });
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 fn merge_recursively(v: &mut serde_yaml::Value) -> Result<(), serde_yaml::Error> {
@@ -135,6 +191,32 @@ mod tests {
     fn blank_and_comment_documents_are_null() {
         assert_eq!(parse("\n").unwrap(), Value::Null);
         assert_eq!(parse("# only a comment\n").unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let e = parse("metadata:\n  name: a\n  name: b\n").unwrap_err();
+        assert!(e.problem.contains("duplicate key \"name\""), "{e}");
+        assert!(
+            parse("a: [{x: 1}, {x: 2}]\n").is_ok(),
+            "equal keys in different maps are fine"
+        );
+    }
+
+    #[test]
+    fn absurd_nesting_is_refused_quickly() {
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let e = parse(&deep).unwrap_err();
+        assert!(e.problem.starts_with("nesting deeper than"), "{e}");
+        assert!(
+            parse("a: \"[[[[\" # {{{{\n").is_ok(),
+            "brackets in strings and comments do not count"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        assert_eq!(split("\u{feff}a: 1\n").unwrap(), vec!["a: 1\n"]);
     }
 
     #[test]
