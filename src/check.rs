@@ -131,6 +131,8 @@ pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
         }
     }
     let mut rows = Vec::new();
+    // Each row's namespace and pod template, for the Service lint.
+    let mut workloads: Vec<(String, PodTemplate<'_>)> = Vec::new();
     for o in &objects {
         let id = Identity::of(o);
         let Category::Injectable(tokens) = workload::category(&id.kind) else {
@@ -145,21 +147,23 @@ pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| opts.default_namespace.to_string());
         let ns_ann = namespaces.get(&ns).cloned().unwrap_or_default();
-        if opts.values.identity.service_account_token_projection
+        let row = if opts.values.identity.service_account_token_projection
             || pod.automount_service_account_token() == Some(false)
         {
-            rows.push(check_workload(o, &id, &pod, &ns, &ns_ann, opts));
+            check_workload(o, &id, &pod, &ns, &ns_ann, opts)
         } else {
             // In the cluster, the ServiceAccount admission plugin mounts the token before the
             // webhook runs; a manifest does not show that mount yet.
             let admitted = with_token_mount(o, tokens);
-            let Ok(Some(pod)) = workload::locate(&admitted, tokens) else {
+            let Ok(Some(admitted_pod)) = workload::locate(&admitted, tokens) else {
                 continue;
             };
-            rows.push(check_workload(&admitted, &id, &pod, &ns, &ns_ann, opts));
-        }
+            check_workload(&admitted, &id, &admitted_pod, &ns, &ns_ann, opts)
+        };
+        rows.push(row);
+        workloads.push((ns, pod));
     }
-    service_lints(&objects, &mut rows, opts.default_namespace);
+    service_lints(&objects, &workloads, &mut rows, opts.default_namespace);
     rows
 }
 
@@ -376,7 +380,13 @@ fn port_lints(pod: &PodTemplate<'_>, messages: &mut Vec<Message>) {
 }
 
 /// A Service whose targetPort matches no container port of the workloads it selects.
-fn service_lints(objects: &[&Value], rows: &mut [Row], default_ns: &str) {
+/// `workloads[i]` is the namespace and pod template of `rows[i]`.
+fn service_lints(
+    objects: &[&Value],
+    workloads: &[(String, PodTemplate<'_>)],
+    rows: &mut [Row],
+    default_ns: &str,
+) {
     for svc in objects.iter().filter(|o| Identity::of(o).kind == "service") {
         let id = Identity::of(svc);
         let ns = id
@@ -395,36 +405,15 @@ fn service_lints(objects: &[&Value], rows: &mut [Row], default_ns: &str) {
             continue;
         }
         let selector = string_map(Some(selector));
-        let mut selected: Vec<(usize, PodTemplate<'_>)> = Vec::new();
-        for o in objects {
-            let oid = Identity::of(o);
-            let Category::Injectable(tokens) = workload::category(&oid.kind) else {
-                continue;
-            };
-            let ons = oid
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| default_ns.to_string());
-            if ons != ns {
-                continue;
-            }
-            let Ok(Some(pod)) = workload::locate(o, tokens) else {
-                continue;
-            };
-            let labels = pod.labels();
-            if selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                if let Some(i) = rows
-                    .iter()
-                    .position(|r| r.workload == oid.res_name() && r.namespace == ns)
-                {
-                    selected.push((i, pod));
-                }
-            }
-        }
-        if selected.is_empty() {
-            continue;
-        }
+        let selected: Vec<usize> = workloads
+            .iter()
+            .enumerate()
+            .filter(|(_, (wns, pod))| {
+                let labels = pod.labels();
+                *wns == ns && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .map(|(i, _)| i)
+            .collect();
         let ports = svc
             .get("spec")
             .and_then(|s| s.get("ports"))
@@ -437,23 +426,23 @@ fn service_lints(objects: &[&Value], rows: &mut [Row], default_ns: &str) {
                 .cloned()
                 .or_else(|| p.get("port").cloned())
                 .unwrap_or(Value::Null);
-            for (i, pod) in &selected {
-                let ok = match &target {
-                    Value::Number(n) => pod
-                        .all_containers()
+            for &i in &selected {
+                let pod = &workloads[i].1;
+                let exposes = |n: i64| {
+                    pod.all_containers()
                         .flat_map(workload::ports)
-                        .any(|cp| cp.get("containerPort").and_then(Value::as_i64) == n.as_i64()),
+                        .any(|cp| cp.get("containerPort").and_then(Value::as_i64) == Some(n))
+                };
+                let ok = match &target {
+                    Value::Number(n) => n.as_i64().is_some_and(exposes),
                     Value::String(s) => match s.parse::<i64>() {
-                        Ok(n) => pod
-                            .all_containers()
-                            .flat_map(workload::ports)
-                            .any(|cp| cp.get("containerPort").and_then(Value::as_i64) == Some(n)),
+                        Ok(n) => exposes(n),
                         Err(_) => pod.port_by_name(s).is_some(),
                     },
                     _ => true,
                 };
                 if !ok {
-                    rows[*i].messages.push(msg(
+                    rows[i].messages.push(msg(
                         Level::Warning,
                         "service_target_port_not_found",
                         format!("service/{} targets port {target} that no container of this workload exposes", id.name),

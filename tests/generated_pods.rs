@@ -213,22 +213,6 @@ fn generated_patches_apply_with_an_independent_implementation() {
         expected.push(applied);
     }
     assert!(batch.len() > 150, "most generated workloads inject");
-    let script = common::fixtures().join("../support/apply_patches.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with jsonpatch");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&batch).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let patched: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let patched = common::apply_patches_independently(&batch);
     assert_eq!(patched, expected);
 }

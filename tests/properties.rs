@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use clap::Parser;
 use common::{cases, read_tree, run_cli, yaml_docs, Case};
@@ -184,28 +184,7 @@ fn core_patch_applied_independently_gives_cli_output() {
         }
     }
     assert!(batch.len() >= 20, "only {} documents", batch.len());
-    let script = common::fixtures().join("../support/apply_patches.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (install tests/requirements.txt)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&batch).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "jsonpatch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let patched: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let patched = common::apply_patches_independently(&batch);
     assert_eq!(patched.len(), expected.len());
     for (got, (name, want)) in patched.iter().zip(&expected) {
         assert_eq!(

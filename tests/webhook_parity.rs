@@ -10,9 +10,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::kube_api::KubeApi;
 use common::webhook::{admission_review, patch_of, Webhook};
 use common::{cases, read_tree, yaml_docs, Case};
@@ -168,22 +165,21 @@ fn apply_independently(pairs: &[(Value, Value)]) -> Vec<Value> {
         .iter()
         .map(|(d, p)| json!({"doc": d, "patch": p}))
         .collect();
-    let script = common::fixtures().join("../support/apply_patches.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 with jsonpatch (tests/requirements.txt)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&batch).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "jsonpatch failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::apply_patches_independently(&batch)
+}
+
+/// The documents of a stream with `kind: List` items in place of their List; blanks dropped.
+fn flatten_lists(docs: Vec<Value>) -> Vec<Value> {
+    docs.into_iter()
+        .flat_map(|d| {
+            if d["kind"] == json!("List") {
+                d["items"].as_array().unwrap().clone()
+            } else {
+                vec![d]
+            }
+        })
+        .filter(|d| !d.is_null())
+        .collect()
 }
 
 /// Linkerd's patch shape: only `add`s, and a parent is created before anything goes in it.
@@ -262,32 +258,16 @@ async fn cli_fixtures_through_the_webhook_give_the_cli_output() {
             .unwrap_or("25,587,3306,4444,5432,6379,9300,11211")
             .to_string();
         let api = KubeApi::start().await;
-        let inputs: Vec<Value> = case
-            .inputs()
-            .iter()
-            .flat_map(|p| read_tree(p))
-            .flat_map(|t| yaml_docs(&t))
-            .flat_map(|d| {
-                if d["kind"] == json!("List") {
-                    d["items"].as_array().unwrap().clone()
-                } else {
-                    vec![d]
-                }
-            })
-            .filter(|d| !d.is_null())
-            .collect();
-        let outputs: Vec<Value> =
-            yaml_docs(&std::fs::read_to_string(case.stdout_golden()).unwrap())
-                .into_iter()
-                .flat_map(|d| {
-                    if d["kind"] == json!("List") {
-                        d["items"].as_array().unwrap().clone()
-                    } else {
-                        vec![d]
-                    }
-                })
-                .filter(|d| !d.is_null())
-                .collect();
+        let inputs = flatten_lists(
+            case.inputs()
+                .iter()
+                .flat_map(|p| read_tree(p))
+                .flat_map(|t| yaml_docs(&t))
+                .collect(),
+        );
+        let outputs = flatten_lists(yaml_docs(
+            &std::fs::read_to_string(case.stdout_golden()).unwrap(),
+        ));
         assert_eq!(inputs.len(), outputs.len(), "{}", case.name);
         let namespaces: std::collections::BTreeSet<String> = inputs
             .iter()

@@ -183,17 +183,7 @@ impl Caches {
         ns: &str,
         name: &str,
     ) -> Result<Option<kube::core::ObjectMeta>, CacheError> {
-        if let Some(rs) = self.replicasets.get(&ObjectRef::new(name).within(ns)) {
-            return Ok(Some(rs.metadata.clone()));
-        }
-        let api = Api::<ReplicaSet>::namespaced(self.client.clone(), ns);
-        api.get_metadata_opt(name)
-            .await
-            .map(|o| o.map(|m| m.metadata))
-            .map_err(|source| CacheError::Api {
-                what: format!("replicaset {ns}/{name}"),
-                source,
-            })
+        cached_or_get(&self.replicasets, &self.client, ns, name, "replicaset").await
     }
 
     async fn job(
@@ -201,18 +191,35 @@ impl Caches {
         ns: &str,
         name: &str,
     ) -> Result<Option<kube::core::ObjectMeta>, CacheError> {
-        if let Some(job) = self.jobs.get(&ObjectRef::new(name).within(ns)) {
-            return Ok(Some(job.metadata.clone()));
-        }
-        let api = Api::<Job>::namespaced(self.client.clone(), ns);
-        api.get_metadata_opt(name)
-            .await
-            .map(|o| o.map(|m| m.metadata))
-            .map_err(|source| CacheError::Api {
-                what: format!("job {ns}/{name}"),
-                source,
-            })
+        cached_or_get(&self.jobs, &self.client, ns, name, "job").await
     }
+}
+
+/// The metadata of `ns/name` from the cache, or, on a miss, from one direct GET.
+async fn cached_or_get<K>(
+    store: &Store<PartialObjectMeta<K>>,
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+) -> Result<Option<kube::core::ObjectMeta>, CacheError>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    if let Some(obj) = store.get(&ObjectRef::new(name).within(ns)) {
+        return Ok(Some(obj.metadata.clone()));
+    }
+    Api::<K>::namespaced(client.clone(), ns)
+        .get_metadata_opt(name)
+        .await
+        .map(|o| o.map(|m| m.metadata))
+        .map_err(|source| CacheError::Api {
+            what: format!("{what} {ns}/{name}"),
+            source,
+        })
 }
 
 fn single_owner(meta: &kube::core::ObjectMeta) -> Option<OwnerReference> {

@@ -147,3 +147,29 @@ pub fn read_tree(p: &Path) -> Vec<String> {
         vec![std::fs::read_to_string(p).unwrap()]
     }
 }
+
+/// Applies each `{"doc", "patch"}` of `batch` with Python's `jsonpatch` (an RFC 6902
+/// implementation we did not write), in one process, and returns the patched documents.
+pub fn apply_patches_independently(batch: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg(fixtures().join("../support/apply_patches.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with jsonpatch (install tests/requirements.txt)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(serde_json::to_string(batch).expect("JSON").as_bytes())
+        .expect("write the batch");
+    let out = child.wait_with_output().expect("python3 finishes");
+    assert!(
+        out.status.success(),
+        "jsonpatch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("patched documents")
+}
