@@ -1,6 +1,7 @@
 //! Criterion benches of the pure core: `inject` (decide, render, build the patch) on a typical
 //! pod and on a pod with 2,000 env vars, and the same followed by applying the patch, as the
-//! CLI does. Run with `cargo bench --bench core`.
+//! CLI does; and the webhook's review path without the network (decode the AdmissionReview,
+//! inject, encode the response). Run with `cargo bench --bench core`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use proxy_injector::config::{self, overrides::Annotations};
@@ -65,5 +66,57 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The webhook's work on one review, minus HTTP and TLS: the same functions `POST /` runs.
+fn review(c: &mut Criterion) {
+    use kube::core::admission::AdmissionResponse;
+    use proxy_injector::webhook::admission::{decode_request, encode_review, object_value};
+    let values = {
+        let mut v = config::load([]).expect("defaults");
+        v.identity_trust_anchors_pem =
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into();
+        v
+    };
+    let mut pod = typical_pod();
+    pod["metadata"]["annotations"] = json!({});
+    let body = serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "7f0e", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "namespace": "shop", "operation": "CREATE",
+                    "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+                    "object": pod, "dryRun": false}
+    }))
+    .expect("a review");
+    let ns: Annotations = [("linkerd.io/inject".to_string(), "enabled".to_string())].into();
+    let empty = Annotations::new();
+    let req = Request {
+        values: &values,
+        mode: Mode::Full,
+        origin: Origin::Webhook {
+            namespace_annotations: &ns,
+        },
+        control_plane_ns: "linkerd",
+        created_by: "bench",
+        overrides: &empty,
+        scheduled: &empty,
+        owner: Some(("deployment", "web")),
+        namespace: Some("shop"),
+    };
+    c.bench_function("review/decode", |b| {
+        b.iter(|| decode_request(std::hint::black_box(&body)).expect("decodes"))
+    });
+    c.bench_function("review/decode+inject+encode", |b| {
+        b.iter(|| {
+            let d = decode_request(std::hint::black_box(&body)).expect("decodes");
+            let obj = object_value(d.object.expect("an object"), "Pod");
+            let out = inject(&obj, &req).expect("injects");
+            let resp = AdmissionResponse::from(&d.req)
+                .with_patch(json_patch::Patch(out.patch))
+                .expect("a patch");
+            encode_review(resp).expect("encodes")
+        })
+    });
+}
+
+criterion_group!(benches, bench, review);
 criterion_main!(benches);

@@ -370,8 +370,12 @@ fn full(
     labels.insert(a::WORKLOAD_NS_LABEL.into(), workload_ns);
     metadata_ops(b, pod, &written, Some(&labels));
 
-    // Containers and volumes, in Linkerd's op order.
+    // Containers and volumes, in Linkerd's op order; a pod with no `spec` at all (found by
+    // fuzzing) gets one first, or every op below would point into nothing.
     let native = values.proxy.native_sidecar;
+    if pod.spec().is_none() {
+        b.add(&["spec"], Value::Object(Map::new()));
+    }
     if pod.volumes().is_empty() {
         b.add(&["spec", "volumes"], Value::Array(Vec::new()));
     }
@@ -455,7 +459,8 @@ fn opaque_ports_patch_for_pod(
         Some(v) => v.clone(),
         None => pod.ports_in(&values.proxy.opaque_ports).join(","),
     };
-    opaque_ops(own, value)
+    let has_metadata = pod.metadata().is_some();
+    opaque_ops(has_metadata, own, value)
 }
 
 /// §8.3 for a Service: its ports whose (target) port is in the default opaque list.
@@ -505,14 +510,27 @@ fn opaque_ports_patch_for_service(
             out.join(",")
         }
     };
-    opaque_ops(own, value)
+    opaque_ops(
+        svc.get("metadata").is_some_and(Value::is_object),
+        own,
+        value,
+    )
 }
 
-fn opaque_ops(own: Option<&Map<String, Value>>, value: String) -> Vec<PatchOperation> {
+/// The opaque-ports annotation, creating `metadata` (found by fuzzing: an object without
+/// one) and `metadata.annotations` when they are missing.
+fn opaque_ops(
+    has_metadata: bool,
+    own: Option<&Map<String, Value>>,
+    value: String,
+) -> Vec<PatchOperation> {
     if value.is_empty() {
         return Vec::new();
     }
     let mut b = PatchBuilder::new(&[]);
+    if !has_metadata {
+        b.add(&["metadata"], Value::Object(Map::new()));
+    }
     if own.is_none_or(Map::is_empty) {
         b.add(&["metadata", "annotations"], Value::Object(Map::new()));
     }

@@ -250,3 +250,56 @@ fn wrong_types_are_errors_naming_the_field() {
         assert_eq!(inject(&doc, &req).unwrap_err().to_string(), msg);
     }
 }
+
+/// Found by fuzzing: a pod with no `spec` got ops under `/spec` that pointed into nothing.
+#[test]
+fn a_pod_without_a_spec_gets_one_before_the_ops_under_it() {
+    let v = values("IdentityTrustAnchorsPEM");
+    let (ns, empty) = (Annotations::new(), Annotations::new());
+    let ns: Annotations = [("linkerd.io/inject".to_string(), "enabled".to_string())]
+        .into_iter()
+        .chain(ns)
+        .collect();
+    for pod in [
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"}}),
+        json!({"apiVersion": "v1", "kind": "Pod"}),
+    ] {
+        let out = inject(&pod, &webhook_request(&v, &ns, &empty)).unwrap();
+        assert!(out.report.injectable());
+        let mut patched = pod.clone();
+        json_patch::patch(&mut patched, &out.patch).expect("the patch applies");
+        assert_eq!(
+            patched["spec"]["initContainers"][1]["name"],
+            "linkerd-proxy"
+        );
+    }
+}
+
+/// Found by fuzzing: the opaque-ports patch of a skipped pod without `metadata` pointed into
+/// nothing.
+#[test]
+fn the_opaque_ports_patch_creates_missing_metadata() {
+    let v = values("IdentityTrustAnchorsPEM");
+    let empty = Annotations::new();
+    let ns: Annotations = [
+        ("linkerd.io/inject".to_string(), "disabled".to_string()),
+        (
+            "config.linkerd.io/opaque-ports".to_string(),
+            "5432".to_string(),
+        ),
+    ]
+    .into();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                     "spec": {"containers": [{"name": "db", "image": "postgres", "ports": [{"containerPort": 5432}]}]}});
+    let out = inject(&pod, &webhook_request(&v, &ns, &empty)).unwrap();
+    assert!(
+        !out.patch.is_empty(),
+        "the opaque-ports annotation is added"
+    );
+    let mut patched = pod.clone();
+    json_patch::patch(&mut patched, &out.patch).expect("the patch applies");
+    assert_eq!(
+        patched["metadata"]["annotations"]["config.linkerd.io/opaque-ports"],
+        "5432"
+    );
+}

@@ -14,11 +14,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::DynamicObject;
-use kube::runtime::events::{Event, EventType, Recorder};
-use serde_json::{Map, Value};
+use kube::runtime::events::{Event, EventType};
+use serde_json::Value;
 
 use super::cache::{CacheError, Caches, Owner};
 use super::config::ConfigStore;
+use super::events::EventSink;
 use super::metrics::{Metrics, OutcomeLabels, RequestLabels, ResponseLabels};
 use crate::annotations as a;
 use crate::config::overrides::Annotations;
@@ -31,7 +32,7 @@ use crate::workload;
 pub struct AppState {
     pub config: Arc<ConfigStore>,
     pub caches: Caches,
-    pub recorder: Option<Recorder>,
+    pub events: Option<EventSink>,
     pub metrics: Arc<Metrics>,
     pub control_plane_ns: String,
     pub created_by: String,
@@ -84,43 +85,18 @@ pub async fn review(
     // One deadline for the whole review, decoding included.
     let deadline = tokio::time::Instant::from_std(start) + state.request_timeout;
     let heavy = body.len() > HEAVY_BODY;
-    let decoded = tokio::time::timeout_at(
-        deadline,
-        blocking(heavy, move || {
-            serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body)
-        }),
-    )
-    .await;
-    let review = match decoded {
+    let decoded =
+        tokio::time::timeout_at(deadline, blocking(heavy, move || decode_request(&body))).await;
+    let decoded = match decoded {
         Ok(Ok(Ok(r))) => r,
-        Ok(Ok(Err(e))) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                &format!("failed to decode admission review request: {e}"),
-            )
-        }
+        Ok(Ok(Err(message))) => return plain(StatusCode::BAD_REQUEST, &message),
         Ok(Err(e)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(_) => return deadline_passed(&state, "-", start),
     };
-    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                "invalid admission review request: no request",
-            )
-        }
-    };
-    if req.uid.is_empty() {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "invalid admission review request: no request.uid",
-        );
-    }
-    let uid = req.uid.clone();
-    let ns = req.namespace.clone().unwrap_or_default();
-    let name = object_name(&req);
-    let result = tokio::time::timeout_at(deadline, handle(&state, req, heavy)).await;
+    let name = object_name(&decoded);
+    let uid = decoded.req.uid.clone();
+    let ns = decoded.req.namespace.clone().unwrap_or_default();
+    let result = tokio::time::timeout_at(deadline, handle(&state, decoded, heavy)).await;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     let (response, outcome) = match result {
         Ok(Ok((response, outcome))) => (response, outcome),
@@ -150,20 +126,49 @@ pub async fn review(
     }
 }
 
+/// A decoded review: the request's fields, and its object as the API server sent it.
+pub struct Decoded {
+    /// The request without `object` and `oldObject`.
+    pub req: AdmissionRequest<DynamicObject>,
+    /// `request.object`, untouched: the patch's paths must match the API server's JSON, and a
+    /// typed round trip of a large `managedFields` cost tens of milliseconds.
+    pub object: Option<Value>,
+}
+
+/// Decodes an AdmissionReview body; the error is the HTTP 400 message.
+pub fn decode_request(body: &[u8]) -> Result<Decoded, String> {
+    let bad = |e: serde_json::Error| format!("failed to decode admission review request: {e}");
+    let mut review: Value = serde_json::from_slice(body).map_err(bad)?;
+    let mut object = None;
+    if let Some(Value::Object(request)) = review.get_mut("request") {
+        object = request.remove("object").filter(|o| !o.is_null());
+        request.remove("oldObject");
+    }
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(review).map_err(bad)?;
+    let req: AdmissionRequest<DynamicObject> = review
+        .try_into()
+        .map_err(|_| "invalid admission review request: no request".to_string())?;
+    if req.uid.is_empty() {
+        return Err("invalid admission review request: no request.uid".into());
+    }
+    if object.as_ref().is_some_and(|o| !o.is_object()) {
+        return Err(
+            "failed to decode admission review request: request.object is not an object".into(),
+        );
+    }
+    Ok(Decoded { req, object })
+}
+
 /// The review as JSON, with the patch as base64 text: the wire form of Go's `[]byte`, as
-/// every webhook sends it (kube-rs would write a list of byte values).
-fn encode_review(response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
+/// every webhook sends it (kube-rs would write a list of byte values). The patch is taken out
+/// before the rest is serialised: as a list of numbers it cost more than the whole injection.
+pub fn encode_review(mut response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
     use base64::Engine;
+    let patch = response.patch.take();
     let mut review = serde_json::to_value(response.into_review())?;
-    if let Some(patch) = review.pointer_mut("/response/patch") {
-        if let Some(bytes) = patch.as_array() {
-            let raw: Vec<u8> = bytes
-                .iter()
-                .filter_map(Value::as_u64)
-                .map(|b| b as u8)
-                .collect();
-            *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(raw));
-        }
+    if let (Some(bytes), Some(Value::Object(r))) = (patch, review.get_mut("response")) {
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        r.insert("patch".into(), Value::String(text));
     }
     serde_json::to_vec(&review)
 }
@@ -206,42 +211,35 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn object_name(req: &AdmissionRequest<DynamicObject>) -> String {
-    let meta = req.object.as_ref().map(|o| &o.metadata);
-    meta.and_then(|m| m.name.clone())
-        .or_else(|| meta.and_then(|m| m.generate_name.clone()))
-        .unwrap_or_else(|| req.name.clone())
+fn object_name(d: &Decoded) -> String {
+    let meta = d.object.as_ref().and_then(|o| o.get("metadata"));
+    let field = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+    field("name")
+        .or_else(|| field("generateName"))
+        .unwrap_or(&d.req.name)
+        .to_string()
 }
 
-/// The object as the JSON the API server sent (metadata re-encoded from its typed form).
-fn object_value(obj: DynamicObject, fallback_kind: &str) -> Value {
-    let mut map = match obj.data {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    if let Some(t) = obj.types {
-        map.insert("apiVersion".into(), Value::String(t.api_version));
-        map.insert("kind".into(), Value::String(t.kind));
+/// The object for the core: as sent, with `kind` from the request when the object lacks it.
+pub fn object_value(mut obj: Value, fallback_kind: &str) -> Value {
+    if let Value::Object(map) = &mut obj {
+        map.entry("kind")
+            .or_insert_with(|| Value::String(fallback_kind.to_string()));
     }
-    map.entry("kind")
-        .or_insert_with(|| Value::String(fallback_kind.to_string()));
-    map.insert(
-        "metadata".into(),
-        serde_json::to_value(obj.metadata).unwrap_or(Value::Null),
-    );
-    Value::Object(map)
+    obj
 }
 
 async fn handle(
     state: &AppState,
-    req: AdmissionRequest<DynamicObject>,
+    decoded: Decoded,
     heavy: bool,
 ) -> Result<(AdmissionResponse, &'static str), Fault> {
+    let Decoded { req, object } = decoded;
     let allow = AdmissionResponse::from(&req);
     if req.operation != Operation::Create {
         return Ok((allow, "ignored"));
     }
-    let Some(object) = req.object.clone() else {
+    let Some(object) = object else {
         return Ok((allow, "ignored"));
     };
     let obj = object_value(object, &req.kind.kind);
@@ -370,10 +368,9 @@ fn annotation_cause(e: &RenderError, obj: &Value, ns: &Annotations) -> Option<St
     Some(format!("{e} (annotation {key}: {value:?})"))
 }
 
-/// Events go out in the background: they must not slow the review down.
+/// Queues the Event for the owner; the sink sends it in the background (`events.rs`).
 fn record_event(state: &AppState, owner: &Owner, injected: bool, reasons: &str) {
-    let (Some(recorder), Some(reference)) = (state.recorder.clone(), owner.reference.clone())
-    else {
+    let (Some(events), Some(reference)) = (state.events.as_ref(), owner.reference.clone()) else {
         return;
     };
     if owner.metric_kind().is_empty() {
@@ -398,9 +395,5 @@ fn record_event(state: &AppState, owner: &Owner, injected: bool, reasons: &str) 
             secondary: None,
         }
     };
-    tokio::spawn(async move {
-        if let Err(error) = recorder.publish(&event, &reference).await {
-            tracing::warn!(%error, "could not record an event");
-        }
-    });
+    events.record(reference, event);
 }

@@ -87,9 +87,9 @@ pub struct Caches {
 impl Caches {
     /// Starts the three reflectors; `synced()` turns true once all have listed.
     pub fn start(client: Client) -> Caches {
-        let namespaces = run_reflector::<Namespace>(&client, "namespaces");
-        let replicasets = run_reflector::<ReplicaSet>(&client, "replicasets");
-        let jobs = run_reflector::<Job>(&client, "jobs");
+        let namespaces = run_reflector::<Namespace>(&client, "namespaces", keep_annotations);
+        let replicasets = run_reflector::<ReplicaSet>(&client, "replicasets", keep_owners);
+        let jobs = run_reflector::<Job>(&client, "jobs", keep_owners);
         let synced = Arc::new(AtomicBool::new(false));
         let caches = Caches {
             client,
@@ -244,8 +244,38 @@ fn owner_of(r: &OwnerReference, ns: &str) -> Owner {
     }
 }
 
-/// A metadata-only reflector that runs for the life of the process.
-fn run_reflector<K>(client: &Client, what: &'static str) -> Store<PartialObjectMeta<K>>
+/// A namespace as the cache keeps it: its name and its Linkerd annotations, the only ones
+/// injection inherits. With 10,000 namespaces, the rest is memory for nothing.
+fn keep_annotations(meta: &mut kube::core::ObjectMeta) {
+    let annotations = meta.annotations.take().map(|a| {
+        a.into_iter()
+            .filter(|(k, _)| k.contains("linkerd.io/"))
+            .collect()
+    });
+    *meta = kube::core::ObjectMeta {
+        name: meta.name.take(),
+        annotations,
+        ..Default::default()
+    };
+}
+
+/// A ReplicaSet or Job as the cache keeps it: what owner resolution reads.
+fn keep_owners(meta: &mut kube::core::ObjectMeta) {
+    *meta = kube::core::ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        owner_references: meta.owner_references.take(),
+        ..Default::default()
+    };
+}
+
+/// A metadata-only reflector that runs for the life of the process; `keep` trims each
+/// object to what the webhook reads before it is stored.
+fn run_reflector<K>(
+    client: &Client,
+    what: &'static str,
+    keep: fn(&mut kube::core::ObjectMeta),
+) -> Store<PartialObjectMeta<K>>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -258,7 +288,8 @@ where
     let (reader, writer) = reflector::store();
     // `Api<PartialObjectMeta<K>>` lists and watches metadata only.
     let api = Api::<PartialObjectMeta<K>>::all(client.clone());
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    let objects = watcher(api, watcher::Config::default()).modify(move |o| keep(&mut o.metadata));
+    let stream = reflector::reflector(writer, objects)
         .default_backoff()
         .touched_objects();
     tokio::spawn(async move {

@@ -40,6 +40,11 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -48,6 +53,7 @@ pub struct Metrics {
     pub cert_expiry: Gauge<i64, AtomicI64>,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub cert_reloads: Family<ResultLabels, Counter>,
+    pub events_dropped: Family<ReasonLabels, Counter>,
 }
 
 /// Latency buckets in milliseconds: sub-millisecond resolution where reviews land.
@@ -98,6 +104,12 @@ impl Metrics {
             "Loads of the serving certificate and key, by result.",
             cert_reloads.clone(),
         );
+        let events_dropped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "proxy_injector_events_dropped",
+            "Events not sent to the API: the queue was full, or the per-object rate limit hit.",
+            events_dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -106,7 +118,14 @@ impl Metrics {
             cert_expiry,
             config_reloads,
             cert_reloads,
+            events_dropped,
         }
+    }
+
+    pub fn event_dropped(&self, reason: &'static str) {
+        self.events_dropped
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn config_reload(&self, ok: bool) {

@@ -7,10 +7,11 @@
 //! (`cache.rs`). On SIGTERM `/ready` turns false, the listener closes and requests in flight
 //! finish within the grace period; then the process exits 0.
 
-mod admission;
+pub mod admission;
 mod args;
 mod cache;
 mod config;
+mod events;
 mod metrics;
 mod server;
 mod tls;
@@ -92,7 +93,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     let state = Arc::new(admission::AppState {
         config: config.clone(),
         caches: caches.clone(),
-        recorder: Some(recorder),
+        events: Some(events::EventSink::start(recorder, metrics.clone())),
         metrics: metrics.clone(),
         control_plane_ns: args.linkerd_namespace.clone(),
         created_by: format!("proxy-injector/webhook {}", crate::VERSION),

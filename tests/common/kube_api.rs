@@ -288,12 +288,23 @@ async fn list(
             .unwrap();
     }
     let w = world.lock().unwrap();
-    let items: Vec<Value> = w
-        .objects
-        .iter()
-        .filter(|((k, _, _), _)| *k == kind)
+    // Pages as the API server gives them: `limit` items, then a `continue` token (here the
+    // offset of the next item) while there are more.
+    let offset: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let all = w.objects.iter().filter(|((k, _, _), _)| *k == kind);
+    let total = all.clone().count();
+    let items: Vec<Value> = all
+        .skip(offset)
+        .take(limit)
         .map(|(_, o)| shape(o, meta))
         .collect();
+    let next = offset.saturating_add(limit);
+    let continue_token = (next < total).then(|| next.to_string());
     let (api_version, list_kind) = if meta {
         (
             "meta.k8s.io/v1".to_string(),
@@ -306,7 +317,8 @@ async fn list(
         )
     };
     axum::Json(json!({"apiVersion": api_version, "kind": list_kind,
-                      "metadata": {"resourceVersion": w.rv.to_string()}, "items": items}))
+                      "metadata": {"resourceVersion": w.rv.to_string(), "continue": continue_token},
+                      "items": items}))
     .into_response()
 }
 

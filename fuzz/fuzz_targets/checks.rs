@@ -1,0 +1,208 @@
+//! The invariants the fuzz targets check, shared with the regression tests
+//! (`tests/fuzz_regressions.rs`), which run them on every input a fuzzer once crashed.
+//!
+//! `manifest`: the offline CLI on arbitrary bytes, `inject --manual` and `uninject`, as a
+//! user runs them. No panic; an error leaves stdout empty; inject is idempotent (byte for
+//! byte); uninject(inject(x)) has the same values as uninject(x) (but for control-plane
+//! components, whose metadata uninject leaves alone).
+//!
+//! `admission`: AdmissionReview handling on arbitrary bytes, the webhook's decoding, the core
+//! with the webhook's origin, and the response encoding, as `POST /` runs them. No panic; a
+//! decoded pod either gets a patch that applies to it (with an independent RFC 6902
+//! implementation) and a response that encodes, or none; the patched pod is not injected
+//! again.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use clap::Parser;
+use kube::core::admission::AdmissionResponse;
+use proxy_injector::cli::{self, Cli, Output};
+use proxy_injector::config::{self, overrides::Annotations, Values};
+use proxy_injector::decide::Origin;
+use proxy_injector::inject::{self, Mode, Request};
+use proxy_injector::manifest;
+use proxy_injector::webhook::admission;
+
+const EXAMPLE_VALUES: &str = include_str!("../../manifests/examples/values.yaml");
+
+/// The example values (they carry trust anchors, so that workloads inject).
+fn values_file() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("pi-fuzz-values-{}.yaml", std::process::id()));
+        std::fs::write(&path, EXAMPLE_VALUES).expect("writing the fuzz values file");
+        path.display().to_string()
+    })
+}
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let cli = Cli::try_parse_from(args).expect("the fuzz target's own flags parse");
+    cli::run(cli, &mut &stdin[..])
+}
+
+fn inject(stdin: &[u8]) -> Output {
+    run(
+        &[
+            "proxy-injector",
+            "inject",
+            "--manual",
+            "--values",
+            values_file(),
+            "-",
+        ],
+        stdin,
+    )
+}
+
+fn uninject(stdin: &[u8]) -> Output {
+    run(&["proxy-injector", "uninject", "-"], stdin)
+}
+
+/// The values of a stream's documents, with annotation and label values as strings
+/// (null as ""; inject writes the metadata it touches as Kubernetes types it, strings, README D-1, and
+/// uninject leaves an untouched `admin-port: 5191` a number), and without null or empty
+/// `spec`, `metadata`, annotation and label maps.
+fn documents(stream: &str) -> Vec<serde_json::Value> {
+    let docs = manifest::split(stream).expect("our own output splits");
+    docs.iter()
+        .map(|d| {
+            let mut v = manifest::parse(d).expect("our own output parses");
+            normalise(&mut v);
+            v
+        })
+        .collect()
+}
+
+fn normalise(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "annotations" || k == "labels" {
+                    if let Value::Object(m) = child {
+                        for value in m.values_mut() {
+                            if !value.is_string() {
+                                let text = proxy_injector::workload::scalar_text(value);
+                                *value = Value::String(text);
+                            }
+                        }
+                    }
+                } else {
+                    normalise(child);
+                }
+            }
+            // Bottom-up: `labels: null`, `labels: {}` and no labels are the same to
+            // Kubernetes, and so are empty `metadata` and `spec`. Inject fills a null or
+            // missing map, and uninject cannot tell the `{}` it leaves, or drops, from one the
+            // input had.
+            for key in ["spec", "metadata", "annotations", "labels"] {
+                if map
+                    .get(key)
+                    .is_some_and(|m| m.is_null() || m.as_object().is_some_and(|o| o.is_empty()))
+                {
+                    map.remove(key);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalise),
+        _ => {}
+    }
+}
+
+pub fn manifest(data: &[u8]) {
+    let once = inject(data);
+    let plain = uninject(data);
+    for out in [&once, &plain] {
+        if out.code != 0 {
+            assert!(out.stdout.is_empty(), "stdout must stay empty on error");
+        }
+    }
+    if once.code != 0 {
+        return;
+    }
+    let twice = inject(once.stdout.as_bytes());
+    assert_eq!(
+        twice.code, 0,
+        "re-injecting our output failed: {}",
+        twice.stderr
+    );
+    assert_eq!(once.stdout, twice.stdout, "inject is not idempotent");
+    let back = uninject(once.stdout.as_bytes());
+    assert_eq!(
+        back.code, 0,
+        "uninjecting our output failed: {}",
+        back.stderr
+    );
+    // Uninject leaves the metadata of control-plane components alone (spec §9.10), so what
+    // inject added to their metadata stays: the round trip holds for everything else.
+    let control_plane = once.stdout.contains("linkerd.io/control-plane-component");
+    if plain.code == 0 && !control_plane {
+        assert_eq!(
+            documents(&back.stdout),
+            documents(&plain.stdout),
+            "uninject(inject(x)) != uninject(x)"
+        );
+    }
+}
+
+fn example_values() -> &'static Values {
+    static VALUES: OnceLock<Values> = OnceLock::new();
+    VALUES.get_or_init(|| {
+        config::load([("values.yaml", EXAMPLE_VALUES)]).expect("the example values load")
+    })
+}
+
+fn request<'a>(ns_annotations: &'a Annotations, namespace: &'a str) -> Request<'a> {
+    static EMPTY: OnceLock<Annotations> = OnceLock::new();
+    let empty = EMPTY.get_or_init(Annotations::new);
+    Request {
+        values: example_values(),
+        mode: Mode::Full,
+        origin: Origin::Webhook {
+            namespace_annotations: ns_annotations,
+        },
+        control_plane_ns: "linkerd",
+        created_by: "proxy-injector/fuzz",
+        overrides: empty,
+        scheduled: empty,
+        owner: Some(("deployment", "web")),
+        namespace: Some(namespace),
+    }
+}
+
+pub fn admission(data: &[u8]) {
+    let Ok(admission::Decoded { req, object }) = admission::decode_request(data) else {
+        return;
+    };
+    let Some(object) = object else {
+        return;
+    };
+    let obj = admission::object_value(object, &req.kind.kind);
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let mut ns_annotations = Annotations::new();
+    ns_annotations.insert("linkerd.io/inject".into(), "enabled".into());
+    let Ok(outcome) = inject::inject(&obj, &request(&ns_annotations, &namespace)) else {
+        return;
+    };
+    if outcome.patch.is_empty() {
+        return;
+    }
+    let mut patched = obj.clone();
+    json_patch::patch(&mut patched, &outcome.patch).expect("our patch applies to the pod");
+    let response = AdmissionResponse::from(&req)
+        .with_patch(json_patch::Patch(outcome.patch.clone()))
+        .expect("the patch serialises");
+    let body = admission::encode_review(response).expect("the response encodes");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("the response is JSON");
+    assert!(v.pointer("/response/patch").is_some_and(|p| p.is_string()));
+    if outcome.report.injectable() {
+        let again = inject::inject(&patched, &request(&ns_annotations, &namespace))
+            .expect("an injected pod is handled again");
+        assert!(
+            !again.report.injectable(),
+            "an injected pod was injected twice"
+        );
+    }
+}

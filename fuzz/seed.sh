@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Seeds the fuzz corpora from the test fixtures:
+#   corpus/manifest:  the fixture inputs and every CLI case's expected stdout;
+#   corpus/admission: an AdmissionReview for each Pod or pod template found in them.
+# Then: cargo +nightly fuzz run manifest -- -max_total_time=600   (and `admission`)
+set -euo pipefail
+cd "$(dirname "$0")"
+fixtures=../tests/fixtures
+mkdir -p corpus/manifest corpus/admission
+cp "$fixtures"/inputs/*.yaml corpus/manifest/
+for golden in "$fixtures"/cli/*/stdout.golden; do
+  [ -s "$golden" ] && cp "$golden" "corpus/manifest/$(basename "$(dirname "$golden")").golden"
+done
+cp "$fixtures"/fuzz/manifest/* corpus/manifest/ 2>/dev/null || true
+python3 - "$fixtures" <<'PY'
+import json, pathlib, sys, yaml
+fixtures = pathlib.Path(sys.argv[1])
+n = 0
+for f in sorted(fixtures.glob("inputs/*.yaml")):
+    try:
+        docs = list(yaml.safe_load_all(f.read_text()))
+    except yaml.YAMLError:
+        continue
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("kind") == "Pod":
+            pod = doc
+        else:
+            tpl = (doc.get("spec") or {}).get("template") or ((doc.get("spec") or {}).get("jobTemplate") or {}).get("spec", {}).get("template")
+            if not isinstance(tpl, dict):
+                continue
+            pod = {"apiVersion": "v1", "kind": "Pod", **tpl}
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                  "request": {"uid": f"seed-{n}", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                              "resource": {"group": "", "version": "v1", "resource": "pods"},
+                              "namespace": "shop", "operation": "CREATE", "userInfo": {},
+                              "object": pod}}
+        pathlib.Path(f"corpus/admission/seed-{n}.json").write_text(json.dumps(review))
+        n += 1
+print(f"{n} admission seeds")
+PY
+cp "$fixtures"/fuzz/admission/* corpus/admission/ 2>/dev/null || true
