@@ -31,16 +31,6 @@ struct Endpoint {
     client: reqwest::Client,
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 const FLAGS: &[&str] = &[
     "--shutdown-delay",
     "2s",
@@ -196,7 +186,10 @@ async fn main() {
         rotations += 1;
         // Instance 1 lives through the whole soak: its memory is the one to watch.
         if let Some(w) = slots[1].lock().unwrap().as_ref() {
-            rss_samples.push((started.elapsed().as_secs(), rss_kib(w.child.id())));
+            rss_samples.push((
+                started.elapsed().as_secs(),
+                webhook::proc_status_kib(w.child.id(), "VmRSS:"),
+            ));
         }
         if Instant::now() >= next_restart {
             next_restart += Duration::from_secs(60);

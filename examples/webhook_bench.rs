@@ -26,16 +26,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn mb(kib: u64) -> String {
     format!("{:.1} MB", kib as f64 / 1024.0)
 }
@@ -244,7 +234,7 @@ async fn main() {
     let (wh, review, response) = setup(&api).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = wh.child.id();
-    let idle = status_kib(pid, "VmRSS:");
+    let idle = webhook::proc_status_kib(pid, "VmRSS:");
     let dir = wh.dir.path().to_path_buf();
     let work = tempfile::tempdir().expect("a work directory");
     let body = work.path().join("review.json");
@@ -274,8 +264,8 @@ async fn main() {
     println!("{}", row("max (-c 8 -m 8)", "webhook", &w));
     println!("{}", row("max (-c 8 -m 8)", "floor", &f));
     println!("\nwebhook max throughput ÷ floor: {:.2}×", w.rate / f.rate);
-    let peak = status_kib(pid, "VmHWM:");
-    let after = status_kib(pid, "VmRSS:");
+    let peak = webhook::proc_status_kib(pid, "VmHWM:");
+    let after = webhook::proc_status_kib(pid, "VmRSS:");
     drop(floor);
     drop(wh);
 
@@ -299,9 +289,9 @@ async fn main() {
     let (wh, _, _) = setup(&big).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = wh.child.id();
-    let big_idle = status_kib(pid, "VmRSS:");
+    let big_idle = webhook::proc_status_kib(pid, "VmRSS:");
     let r = h2load(wh.port, &body, seconds, Some(1000), work.path());
-    let big_peak = status_kib(pid, "VmHWM:");
+    let big_peak = webhook::proc_status_kib(pid, "VmHWM:");
     println!("\n| webhook RSS | value |\n|---|---|");
     println!("| idle (caches synced, config loaded) | {} |", mb(idle));
     println!("| peak over all the runs above | {} |", mb(peak));

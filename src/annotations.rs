@@ -7,6 +7,12 @@
 /// Prefix of every Linkerd-owned annotation and label that `uninject` strips.
 pub const LINKERD_PREFIX: &str = "linkerd.io";
 
+/// Whether an annotation is one Linkerd reads: `linkerd.io/*`, `config.linkerd.io/*` or
+/// `config.alpha.linkerd.io/*` (what a namespace can pass on to its pods).
+pub fn is_linkerd_key(key: &str) -> bool {
+    key.contains("linkerd.io/")
+}
+
 // --- Decision -------------------------------------------------------------------------------
 
 /// `enabled`, `disabled` or `ingress`: whether (and how) a pod is injected.

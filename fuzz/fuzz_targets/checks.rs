@@ -137,7 +137,9 @@ pub fn manifest(data: &[u8]) {
     );
     // Uninject leaves the metadata of control-plane components alone (spec §9.10), so what
     // inject added to their metadata stays: the round trip holds for everything else.
-    let control_plane = once.stdout.contains("linkerd.io/control-plane-component");
+    let control_plane = once
+        .stdout
+        .contains(proxy_injector::annotations::CONTROL_PLANE_COMPONENT_LABEL);
     if plain.code == 0 && !control_plane {
         assert_eq!(
             documents(&back.stdout),

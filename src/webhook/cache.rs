@@ -249,7 +249,7 @@ fn owner_of(r: &OwnerReference, ns: &str) -> Owner {
 fn keep_annotations(meta: &mut kube::core::ObjectMeta) {
     let annotations = meta.annotations.take().map(|a| {
         a.into_iter()
-            .filter(|(k, _)| k.contains("linkerd.io/"))
+            .filter(|(k, _)| crate::annotations::is_linkerd_key(k))
             .collect()
     });
     *meta = kube::core::ObjectMeta {
