@@ -1,15 +1,19 @@
-//! One admission review: HTTP checks, decoding, the core's decision, and the answer.
+//! One admission review: the body within the limits, decoding, the core's decision, and the
+//! answer.
 //!
-//! Faults of ours or of the cluster (no config, caches not synced, a failed lookup, the
-//! deadline) answer HTTP 500 at once, so the webhook's `failurePolicy` decides and a broken
-//! injector never blocks pod creation. A pod whose own annotations make injection impossible
-//! is denied, as Linkerd does, with a message that names the annotation.
+//! The review's deadline starts when its headers arrive and covers the wait for the byte
+//! budget, the body's arrival, decoding and the decision (`limits.rs`). A body that cannot be
+//! taken is answered with its own status (413, 408, 503, 400). Faults of ours or of the
+//! cluster after decoding (no config, caches not synced, a failed or rate-limited lookup, the
+//! deadline) are answered as `--on-error` says: HTTP 500 so that the webhook's
+//! `failurePolicy` decides, or `allowed: false` naming the cause. A pod whose own
+//! annotations make injection impossible is denied, as Linkerd does, with a message that
+//! names the annotation.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request as HttpRequest, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -17,9 +21,11 @@ use kube::core::DynamicObject;
 use kube::runtime::events::{Event, EventType};
 use serde_json::Value;
 
+use super::args::OnError;
 use super::cache::{CacheError, Caches, Owner};
 use super::config::ConfigStore;
 use super::events::EventSink;
+use super::limits::{BodyError, Limits, Received};
 use super::metrics::{Metrics, OutcomeLabels, RequestLabels, ResponseLabels};
 use crate::annotations as a;
 use crate::config::overrides::Annotations;
@@ -37,13 +43,11 @@ pub struct AppState {
     pub control_plane_ns: String,
     pub created_by: String,
     pub request_timeout: Duration,
+    pub limits: Limits,
+    pub on_error: OnError,
 }
 
-/// Bodies above this are decoded and rendered on the blocking pool, so that a huge pod does
-/// not hold an async worker while other reviews wait.
-const HEAVY_BODY: usize = 128 * 1024;
-
-/// A fault that is not the pod's: answered HTTP 500.
+/// A fault that is not the pod's: answered as `--on-error` says.
 #[derive(Debug, thiserror::Error)]
 enum Fault {
     #[error("the Linkerd config has not been loaded from the config directory")]
@@ -56,73 +60,148 @@ enum Fault {
     Core(String),
     #[error("review worker failed: {0}")]
     Join(String),
+    #[error("review deadline of {0:?} passed")]
+    Deadline(Duration),
+}
+
+impl Fault {
+    /// The `reason` label of `proxy_injector_review_faults_total`.
+    fn reason(&self) -> &'static str {
+        match self {
+            Fault::NoConfig => "no_config",
+            Fault::NotSynced => "not_synced",
+            Fault::Cache(CacheError::RateLimited { .. }) => "lookup_rate_limited",
+            Fault::Cache(_) => "lookup_failed",
+            Fault::Core(_) => "render_failed",
+            Fault::Join(_) => "worker_failed",
+            Fault::Deadline(_) => "deadline",
+        }
+    }
 }
 
 /// `POST /`.
-pub async fn review(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn review(State(state): State<Arc<AppState>>, request: HttpRequest) -> Response {
     let start = Instant::now();
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
+    // One deadline for the whole review, from its headers: the budget, the body, decoding.
+    let deadline = tokio::time::Instant::from_std(start) + state.request_timeout;
+    let (parts, body) = request.into_parts();
+    if !is_json(&parts.headers) {
         return plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json",
         );
     }
-    if body.is_empty() {
+    let mut received = match receive(&state, body, content_length(&parts.headers), deadline).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    if received.bytes.is_empty() {
         return plain(
             StatusCode::BAD_REQUEST,
             "empty body: expected an AdmissionReview",
         );
     }
-    // One deadline for the whole review, decoding included.
-    let deadline = tokio::time::Instant::from_std(start) + state.request_timeout;
-    let heavy = body.len() > HEAVY_BODY;
-    let decoded =
-        tokio::time::timeout_at(deadline, blocking(heavy, move || decode_request(&body))).await;
+    if tokio::time::timeout_at(deadline, state.limits.decoding_turn(&mut received))
+        .await
+        .is_err()
+    {
+        let message = format!(
+            "overloaded: large reviews of {} bytes in all are being decoded \
+             (--max-request-bytes) and this one's turn did not come before the review \
+             deadline of {:?}",
+            state.limits.max_request_bytes, state.request_timeout
+        );
+        state.metrics.rejected("decoding_queue");
+        tracing::warn!(%message, "review refused");
+        return plain(StatusCode::SERVICE_UNAVAILABLE, &message);
+    }
+    // The budgets are held until the answer is built, and by work on the blocking pool that
+    // outlives the deadline: decoding and rendering cost memory in proportion to the body.
+    let paid = Arc::new(received);
+    let body = paid.clone();
+    let decoded = tokio::time::timeout_at(
+        deadline,
+        blocking(&paid, move || decode_request(&body.bytes)),
+    )
+    .await;
     let decoded = match decoded {
         Ok(Ok(Ok(r))) => r,
         Ok(Ok(Err(message))) => return plain(StatusCode::BAD_REQUEST, &message),
         Ok(Err(e)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        Err(_) => return deadline_passed(&state, "-", start),
+        Err(_) => return deadline_passed(&state, start),
     };
     let name = object_name(&decoded);
     let uid = decoded.req.uid.clone();
     let ns = decoded.req.namespace.clone().unwrap_or_default();
-    let result = tokio::time::timeout_at(deadline, handle(&state, decoded, heavy)).await;
+    let base = AdmissionResponse::from(&decoded.req);
+    let result = tokio::time::timeout_at(deadline, handle(&state, decoded, &paid)).await;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     let (response, outcome) = match result {
         Ok(Ok((response, outcome))) => (response, outcome),
-        Ok(Err(fault)) => {
-            tracing::error!(%uid, namespace = %ns, name = %name, error = %fault, latency_ms = elapsed_ms, "review failed");
-            state
-                .metrics
-                .latency
-                .get_or_create(&OutcomeLabels { outcome: "error" })
-                .observe(elapsed_ms);
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, &fault.to_string());
+        Ok(Err(fault)) => return answer_fault(&state, base, fault, (&ns, &name), start),
+        Err(_) => {
+            let fault = Fault::Deadline(state.request_timeout);
+            return answer_fault(&state, base, fault, (&ns, &name), start);
         }
-        Err(_) => return deadline_passed(&state, &uid, start),
     };
-    state
-        .metrics
-        .latency
-        .get_or_create(&OutcomeLabels { outcome })
-        .observe(elapsed_ms);
+    drop(paid);
+    observe(&state, outcome, elapsed_ms);
     tracing::info!(%uid, namespace = %ns, name = %name, decision = outcome, latency_ms = elapsed_ms, "review");
-    match encode_review(response) {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("encoding the response: {e}"),
-        ),
+    json_response(response)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The body, paid for from the buffer budget as it arrives, before the deadline; or the
+/// answer saying why not.
+async fn receive(
+    state: &AppState,
+    body: axum::body::Body,
+    length: Option<u64>,
+    deadline: tokio::time::Instant,
+) -> Result<Received, Response> {
+    let refuse = |reason: &'static str, status: StatusCode, message: String| {
+        state.metrics.rejected(reason);
+        tracing::warn!(reason, %message, "review refused");
+        plain(status, &message)
+    };
+    match tokio::time::timeout_at(deadline, state.limits.receive(body, length)).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e @ BodyError::TooLarge { .. })) => Err(refuse(
+            "body_too_large",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            e.to_string(),
+        )),
+        Ok(Err(e @ BodyError::Full { .. })) => Err(refuse(
+            "buffer_full",
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
+        Ok(Err(e @ BodyError::Read(_))) => Err(refuse(
+            "body_unreadable",
+            StatusCode::BAD_REQUEST,
+            e.to_string(),
+        )),
+        Err(_) => {
+            let message = format!(
+                "the request body did not arrive within the review deadline of {:?}",
+                state.request_timeout
+            );
+            Err(refuse("body_timeout", StatusCode::REQUEST_TIMEOUT, message))
+        }
     }
 }
 
@@ -173,19 +252,54 @@ pub fn encode_review(mut response: AdmissionResponse) -> Result<Vec<u8>, serde_j
     serde_json::to_vec(&review)
 }
 
-/// HTTP 500 for a review that ran out of time; `failurePolicy` decides.
-fn deadline_passed(state: &AppState, uid: &str, start: Instant) -> Response {
+/// HTTP 500 for a review that ran out of time before its uid was known: nothing else can
+/// answer it.
+fn deadline_passed(state: &AppState, start: Instant) -> Response {
+    let fault = Fault::Deadline(state.request_timeout);
+    tracing::error!(error = %fault, "review failed before it was decoded");
+    state.metrics.fault(fault.reason());
+    observe(state, "error", start.elapsed().as_secs_f64() * 1000.0);
+    plain(StatusCode::INTERNAL_SERVER_ERROR, &fault.to_string())
+}
+
+/// A fault after decoding, answered as `--on-error` says.
+fn answer_fault(
+    state: &AppState,
+    base: AdmissionResponse,
+    fault: Fault,
+    (ns, name): (&str, &str),
+    start: Instant,
+) -> Response {
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
-    tracing::error!(%uid, latency_ms = elapsed_ms, "review deadline passed");
+    let on_error = format!("{:?}", state.on_error).to_lowercase();
+    tracing::error!(uid = %base.uid, namespace = %ns, name = %name, error = %fault, on_error, latency_ms = elapsed_ms, "review failed");
+    state.metrics.fault(fault.reason());
+    observe(state, "error", elapsed_ms);
+    match state.on_error {
+        OnError::Defer => plain(StatusCode::INTERNAL_SERVER_ERROR, &fault.to_string()),
+        OnError::Deny => json_response(base.deny(format!(
+            "linkerd proxy injection could not be decided, so the pod is refused \
+             (proxy-injector --on-error=deny): {fault}"
+        ))),
+    }
+}
+
+fn observe(state: &AppState, outcome: &'static str, elapsed_ms: f64) {
     state
         .metrics
         .latency
-        .get_or_create(&OutcomeLabels { outcome: "error" })
+        .get_or_create(&OutcomeLabels { outcome })
         .observe(elapsed_ms);
-    plain(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &format!("review deadline of {:?} passed", state.request_timeout),
-    )
+}
+
+fn json_response(response: AdmissionResponse) -> Response {
+    match encode_review(response) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("encoding the response: {e}"),
+        ),
+    }
 }
 
 fn plain(status: StatusCode, message: &str) -> Response {
@@ -197,18 +311,24 @@ fn plain(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// Runs `f` on the blocking pool when `heavy`, inline otherwise.
+/// Runs `f` on the blocking pool when the body is heavy (it has its decoding turn,
+/// `limits.rs`), inline otherwise.
 async fn blocking<T: Send + 'static>(
-    heavy: bool,
+    paid: &Arc<Received>,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Fault> {
-    if heavy {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Fault::Join(e.to_string()))
-    } else {
-        Ok(f())
+    if !paid.is_heavy() {
+        return Ok(f());
     }
+    // The budgets go with the work: a review past its deadline stops waiting for it, but the
+    // work runs on until it ends, and keeps its memory until then.
+    let paid = paid.clone();
+    tokio::task::spawn_blocking(move || {
+        let _held = paid;
+        f()
+    })
+    .await
+    .map_err(|e| Fault::Join(e.to_string()))
 }
 
 fn object_name(d: &Decoded) -> String {
@@ -232,7 +352,7 @@ pub fn object_value(mut obj: Value, fallback_kind: &str) -> Value {
 async fn handle(
     state: &AppState,
     decoded: Decoded,
-    heavy: bool,
+    paid: &Arc<Received>,
 ) -> Result<(AdmissionResponse, &'static str), Fault> {
     let Decoded { req, object } = decoded;
     let allow = AdmissionResponse::from(&req);
@@ -267,7 +387,7 @@ async fn handle(
     let created_by = state.created_by.clone();
     let (ns_ann, own, obj) = (ns_annotations.clone(), owner.clone(), Arc::new(obj));
     let obj_for_core = obj.clone();
-    let result = blocking(heavy, move || {
+    let result = blocking(paid, move || {
         let empty = Annotations::new();
         let request = Request {
             values: &values,

@@ -102,9 +102,74 @@ pub struct WebhookArgs {
     #[arg(long, env = "PROXY_INJECTOR_SHUTDOWN_GRACE_PERIOD", default_value = "10s", value_parser = duration)]
     pub shutdown_grace_period: Duration,
 
+    /// Longest review body accepted (a quantity: `6Mi`); longer ones get 413. etcd keeps at
+    /// most ~1.5 MiB per object, and a CREATE review carries one. Also the bytes of large
+    /// reviews (over 128 KiB) decoded at once: others wait their turn until their deadline.
+    #[arg(long, env = "PROXY_INJECTOR_MAX_REQUEST_BYTES", default_value = "6Mi", value_parser = bytes)]
+    pub max_request_bytes: usize,
+
+    /// Request body bytes buffered at once across all connections, paid for as they arrive;
+    /// a review whose next chunk does not fit gets 503 at once.
+    #[arg(long, env = "PROXY_INJECTOR_MAX_INFLIGHT_BYTES", default_value = "16Mi", value_parser = bytes)]
+    pub max_inflight_bytes: usize,
+
+    /// Open connections on the admission port; past it a new connection is closed at once.
+    #[arg(long, env = "PROXY_INJECTOR_MAX_CONNECTIONS", default_value = "256")]
+    pub max_connections: usize,
+
+    /// Concurrent HTTP/2 streams (reviews) per connection.
+    #[arg(
+        long,
+        env = "PROXY_INJECTOR_MAX_CONCURRENT_STREAMS",
+        default_value = "32"
+    )]
+    pub max_concurrent_streams: u32,
+
+    /// A connection is asked to close (HTTP/2 GOAWAY) after this long, so that the API
+    /// server's connections spread over replicas again after a rollout.
+    #[arg(long, env = "PROXY_INJECTOR_MAX_CONNECTION_AGE", default_value = "10m", value_parser = duration)]
+    pub max_connection_age: Duration,
+
+    /// What a fault of ours or of the cluster answers (no config, caches not synced, a failed
+    /// lookup, the deadline): `defer` answers HTTP 500 and the webhook's failurePolicy decides;
+    /// `deny` answers `allowed: false` with a message naming the cause.
+    #[arg(
+        long,
+        env = "PROXY_INJECTOR_ON_ERROR",
+        value_enum,
+        default_value = "defer"
+    )]
+    pub on_error: OnError,
+
+    /// Direct GETs allowed per second for namespaces, ReplicaSets and Jobs not yet in the
+    /// caches; past it (and the burst) such a review is answered as for a failed lookup.
+    #[arg(
+        long,
+        env = "PROXY_INJECTOR_MISS_LOOKUPS_PER_SECOND",
+        default_value = "5"
+    )]
+    pub miss_lookups_per_second: std::num::NonZeroU32,
+
+    /// Direct GETs allowed at once before the per-second rate applies.
+    #[arg(long, env = "PROXY_INJECTOR_MISS_LOOKUP_BURST", default_value = "20")]
+    pub miss_lookup_burst: std::num::NonZeroU32,
+
+    /// How long the answer of a direct GET (found or not found) is reused.
+    #[arg(long, env = "PROXY_INJECTOR_MISS_CACHE_TTL", default_value = "5s", value_parser = duration)]
+    pub miss_cache_ttl: Duration,
+
     /// Name of this instance in Events (`reportingInstance`); the pod name in a cluster.
     #[arg(long, env = "POD_NAME", default_value = "proxy-injector")]
     pub instance: String,
+}
+
+/// How a fault that is not the pod's is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnError {
+    /// HTTP 500: the MutatingWebhookConfiguration's failurePolicy decides.
+    Defer,
+    /// `allowed: false`, with the cause in the message.
+    Deny,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -120,4 +185,15 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         Some(_) => Err(format!("{s:?}: must not be negative")),
         None => Err(format!("{s:?}: not a duration (e.g. 10s, 1m30s, 500ms)")),
     }
+}
+
+/// A byte size as a Kubernetes quantity (`6Mi`, `65536`), at least 1 KiB and below 4 GiB.
+pub fn bytes(s: &str) -> Result<usize, String> {
+    let n = crate::parse::quantity(s)
+        .and_then(|q| q.ceil())
+        .ok_or_else(|| format!("{s:?}: not a byte size (e.g. 6Mi, 65536)"))?;
+    if !(1024..(1 << 32)).contains(&n) {
+        return Err(format!("{s:?}: must be at least 1Ki and below 4Gi"));
+    }
+    Ok(n as usize)
 }

@@ -3,11 +3,18 @@
 //!
 //! The one exception is a miss. A new namespace, or the ReplicaSet a Deployment has just
 //! created, can reach us in a review before its watch event does; then we make one direct
-//! GET (upstream denies the pod for a namespace it has not cached, Q-8). `/ready` stays false
-//! until the three caches have done their initial list.
+//! GET (upstream denies the pod for a namespace it has not cached, Q-8). Misses are what a
+//! client controls (any namespace name in a review), so they cannot be amplified: concurrent
+//! misses on one object share one GET, its answer (found or not) is kept for
+//! `--miss-cache-ttl` in a bounded cache (moka), and GETs pass a token bucket (governor,
+//! `--miss-lookups-per-second` and `--miss-lookup-burst`); past it the review is answered as
+//! for a failed lookup. `/ready` stays false until the three caches have done their initial
+//! list.
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -22,13 +29,35 @@ use serde_json::Value;
 
 use crate::config::overrides::Annotations;
 
-/// The cluster could not tell us what we need; the review is answered HTTP 500.
-#[derive(Debug, thiserror::Error)]
+/// The cluster could not tell us what we need; the review is answered as a fault.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("namespace {0:?} not found")]
     NamespaceNotFound(String),
-    #[error("looking up {what}: {source}")]
-    Api { what: String, source: kube::Error },
+    #[error("looking up {what}: {message}")]
+    Api { what: String, message: String },
+    #[error(
+        "looking up {what}: not cached, and direct lookups are over their rate \
+         (--miss-lookups-per-second)"
+    )]
+    RateLimited { what: String },
+}
+
+/// Bounds on direct GETs for objects not (yet) in the caches.
+#[derive(Clone, Copy, Debug)]
+pub struct MissLimits {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+    pub ttl: Duration,
+}
+
+/// Entries kept of direct GETs' answers; a name costs ~100 bytes, so 10,000 is ~1 MB.
+const MISS_CACHE_ENTRIES: u64 = 10_000;
+
+/// Direct GETs, coalesced, remembered for a while and rate-limited.
+struct Misses {
+    answers: moka::future::Cache<String, Option<Arc<kube::core::ObjectMeta>>>,
+    bucket: governor::DefaultDirectRateLimiter,
 }
 
 /// The pod's owner as Linkerd resolves it (§10.5).
@@ -81,21 +110,31 @@ pub struct Caches {
     namespaces: Store<PartialObjectMeta<Namespace>>,
     replicasets: Store<PartialObjectMeta<ReplicaSet>>,
     jobs: Store<PartialObjectMeta<Job>>,
+    misses: Arc<Misses>,
     synced: Arc<AtomicBool>,
 }
 
 impl Caches {
     /// Starts the three reflectors; `synced()` turns true once all have listed.
-    pub fn start(client: Client) -> Caches {
+    pub fn start(client: Client, limits: MissLimits) -> Caches {
         let namespaces = run_reflector::<Namespace>(&client, "namespaces", keep_annotations);
         let replicasets = run_reflector::<ReplicaSet>(&client, "replicasets", keep_owners);
         let jobs = run_reflector::<Job>(&client, "jobs", keep_owners);
         let synced = Arc::new(AtomicBool::new(false));
+        let quota = governor::Quota::per_second(limits.per_second).allow_burst(limits.burst);
+        let misses = Arc::new(Misses {
+            answers: moka::future::Cache::builder()
+                .max_capacity(MISS_CACHE_ENTRIES)
+                .time_to_live(limits.ttl)
+                .build(),
+            bucket: governor::RateLimiter::direct(quota),
+        });
         let caches = Caches {
             client,
             namespaces,
             replicasets,
             jobs,
+            misses,
             synced: synced.clone(),
         };
         let c = caches.clone();
@@ -117,24 +156,57 @@ impl Caches {
 
     /// The annotations of namespace `ns`.
     pub async fn namespace_annotations(&self, ns: &str) -> Result<Annotations, CacheError> {
-        let cached = self.namespaces.get(&ObjectRef::new(ns));
-        let meta = match cached {
-            Some(m) => m.metadata.clone(),
+        let meta = match self.namespaces.get(&ObjectRef::new(ns)) {
+            Some(m) => Some(Arc::new(m.metadata.clone())),
             None => {
                 let api = Api::<Namespace>::all(self.client.clone());
-                match api.get_metadata_opt(ns).await {
-                    Ok(Some(m)) => m.metadata,
-                    Ok(None) => return Err(CacheError::NamespaceNotFound(ns.to_string())),
-                    Err(source) => {
-                        return Err(CacheError::Api {
-                            what: format!("namespace {ns}"),
-                            source,
-                        })
-                    }
-                }
+                self.miss(format!("namespace {ns}"), api, ns, keep_annotations)
+                    .await?
             }
         };
-        Ok(meta.annotations.unwrap_or_default().into_iter().collect())
+        let meta = meta.ok_or_else(|| CacheError::NamespaceNotFound(ns.to_string()))?;
+        Ok(meta
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect())
+    }
+
+    /// One direct GET of `name` for an object not in the caches, shared by concurrent
+    /// reviews, remembered for the TTL, and within the token bucket.
+    async fn miss<K>(
+        &self,
+        what: String,
+        api: Api<K>,
+        name: &str,
+        keep: fn(&mut kube::core::ObjectMeta),
+    ) -> Result<Option<Arc<kube::core::ObjectMeta>>, CacheError>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let misses = self.misses.clone();
+        let lookup = async {
+            if misses.bucket.check().is_err() {
+                return Err(CacheError::RateLimited { what: what.clone() });
+            }
+            let found = api
+                .get_metadata_opt(name)
+                .await
+                .map_err(|e| CacheError::Api {
+                    what: what.clone(),
+                    message: e.to_string(),
+                })?;
+            Ok(found.map(|mut o| {
+                keep(&mut o.metadata);
+                Arc::new(o.metadata)
+            }))
+        };
+        self.misses
+            .answers
+            .try_get_with(what.clone(), lookup)
+            .await
+            .map_err(|e| (*e).clone())
     }
 
     /// Resolves the owner of `pod` in namespace `ns` (§10.5).
@@ -183,7 +255,7 @@ impl Caches {
         ns: &str,
         name: &str,
     ) -> Result<Option<kube::core::ObjectMeta>, CacheError> {
-        cached_or_get(&self.replicasets, &self.client, ns, name, "replicaset").await
+        cached_or_get(self, &self.replicasets, ns, name, "replicaset").await
     }
 
     async fn job(
@@ -191,14 +263,14 @@ impl Caches {
         ns: &str,
         name: &str,
     ) -> Result<Option<kube::core::ObjectMeta>, CacheError> {
-        cached_or_get(&self.jobs, &self.client, ns, name, "job").await
+        cached_or_get(self, &self.jobs, ns, name, "job").await
     }
 }
 
 /// The metadata of `ns/name` from the cache, or, on a miss, from one direct GET.
 async fn cached_or_get<K>(
+    caches: &Caches,
     store: &Store<PartialObjectMeta<K>>,
-    client: &Client,
     ns: &str,
     name: &str,
     what: &str,
@@ -212,14 +284,11 @@ where
     if let Some(obj) = store.get(&ObjectRef::new(name).within(ns)) {
         return Ok(Some(obj.metadata.clone()));
     }
-    Api::<K>::namespaced(client.clone(), ns)
-        .get_metadata_opt(name)
-        .await
-        .map(|o| o.map(|m| m.metadata))
-        .map_err(|source| CacheError::Api {
-            what: format!("{what} {ns}/{name}"),
-            source,
-        })
+    let api = Api::<K>::namespaced(caches.client.clone(), ns);
+    let found = caches
+        .miss(format!("{what} {ns}/{name}"), api, name, keep_owners)
+        .await?;
+    Ok(found.map(|m| (*m).clone()))
 }
 
 fn single_owner(meta: &kube::core::ObjectMeta) -> Option<OwnerReference> {

@@ -2,14 +2,20 @@
 //!
 //! Kubernetes updates a mounted ConfigMap by swapping a symlink, so we poll: every interval
 //! the files' identity (resolved path, size, modification time) is compared, and on a change
-//! they are re-read and decoded. A file that fails to decode leaves the last good config in
-//! place; that is logged and counted, and requests keep being served.
+//! they are re-read and decoded. A new config must also render: a sample pod is injected with
+//! it before it replaces the one in use, because values that parse but cannot render (a
+//! `clusterNetworks` that is not a CIDR) would otherwise fail every review. A config that
+//! fails either way leaves the last good one in place; that is logged and counted
+//! (`proxy_injector_config_reloads_total{result="failure"}`), and reviews keep being served.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use crate::config::overrides::Annotations;
 use crate::config::{self, Values};
+use crate::decide::Origin;
+use crate::inject::{self, Mode, Request};
 
 use super::metrics::Metrics;
 
@@ -114,5 +120,61 @@ fn load(values_path: &Path, anchors_path: &Path) -> Result<Values, String> {
             anchors_path.display()
         ));
     }
+    renders(&values).map_err(|e| format!("{name}: {e}"))?;
     Ok(values)
+}
+
+/// Whether `values` can inject a plain pod: what every review will need of them.
+fn renders(values: &Values) -> Result<(), String> {
+    let pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "config-check", "annotations": {"linkerd.io/inject": "enabled"}},
+        "spec": {
+            "automountServiceAccountToken": true,
+            "containers": [{"name": "app", "image": "app", "ports": [{"containerPort": 8080}]}]
+        }
+    });
+    let empty = Annotations::new();
+    let request = Request {
+        values,
+        mode: Mode::Full,
+        origin: Origin::Webhook {
+            namespace_annotations: &empty,
+        },
+        control_plane_ns: "linkerd",
+        created_by: "proxy-injector/config-check",
+        overrides: &empty,
+        scheduled: &empty,
+        owner: None,
+        namespace: Some("default"),
+    };
+    // A sample pod the values choose not to inject is no fault of theirs; one they cannot
+    // render is.
+    inject::inject(&pod, &request)
+        .map(|_| ())
+        .map_err(|e| format!("the values cannot be rendered into a proxy: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(text: &str) -> Values {
+        let mut v = config::load([("values", text)]).unwrap();
+        v.identity_trust_anchors_pem =
+            "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n".into();
+        v
+    }
+
+    #[test]
+    fn the_defaults_render() {
+        assert_eq!(renders(&values("{}\n")), Ok(()));
+    }
+
+    #[test]
+    fn values_that_parse_but_cannot_render_are_refused() {
+        let e = renders(&values("clusterNetworks: not-a-cidr\n")).unwrap_err();
+        assert!(e.contains("cannot be rendered"), "{e}");
+    }
 }

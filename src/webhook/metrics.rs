@@ -54,6 +54,10 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     pub cert_reloads: Family<ResultLabels, Counter>,
     pub events_dropped: Family<ReasonLabels, Counter>,
+    pub connections_open: Gauge,
+    pub connections_refused: Counter,
+    pub rejected: Family<ReasonLabels, Counter>,
+    pub faults: Family<ReasonLabels, Counter>,
 }
 
 /// Latency buckets in milliseconds: sub-millisecond resolution where reviews land.
@@ -110,6 +114,32 @@ impl Metrics {
             "Events not sent to the API: the queue was full, or the per-object rate limit hit.",
             events_dropped.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "proxy_injector_connections_open",
+            "Open connections on the admission port.",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "proxy_injector_connections_refused",
+            "Connections closed at once because --max-connections were open.",
+            connections_refused.clone(),
+        );
+        let rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "proxy_injector_requests_rejected",
+            "Reviews refused before decoding: body_too_large (413), body_timeout (408), \
+             buffer_full (503), decoding_queue (503), body_unreadable (400).",
+            rejected.clone(),
+        );
+        let faults = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "proxy_injector_review_faults",
+            "Reviews that met a fault of ours or of the cluster, by cause; answered as \
+             --on-error says.",
+            faults.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -119,6 +149,10 @@ impl Metrics {
             config_reloads,
             cert_reloads,
             events_dropped,
+            connections_open,
+            connections_refused,
+            rejected,
+            faults,
         }
     }
 
@@ -126,6 +160,14 @@ impl Metrics {
         self.events_dropped
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn fault(&self, reason: &'static str) {
+        self.faults.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub fn config_reload(&self, ok: bool) {

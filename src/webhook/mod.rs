@@ -12,6 +12,7 @@ mod args;
 mod cache;
 mod config;
 mod events;
+mod limits;
 mod metrics;
 mod server;
 mod tls;
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -30,7 +31,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use args::{LogFormat, WebhookArgs};
+pub use args::{LogFormat, OnError, WebhookArgs};
 pub use config::{TRUST_ANCHORS_FILE, VALUES_FILE};
 
 /// The webhook could not start.
@@ -53,10 +54,9 @@ pub enum WebhookError {
     Namespace(String),
     #[error("--log-level {0:?}: {1}")]
     LogLevel(String, String),
+    #[error("--max-request-bytes ({0}) must not exceed --max-inflight-bytes ({1})")]
+    Limits(usize, usize),
 }
-
-/// The largest AdmissionReview accepted (etcd's object limit is 1.5 MiB).
-const BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 /// Runs the webhook until SIGTERM or SIGINT.
 pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
@@ -72,6 +72,12 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     {
         return Err(WebhookError::Namespace(args.linkerd_namespace.clone()));
     }
+    if args.max_request_bytes > args.max_inflight_bytes {
+        return Err(WebhookError::Limits(
+            args.max_request_bytes,
+            args.max_inflight_bytes,
+        ));
+    }
     let metrics = Arc::new(metrics::Metrics::new());
     let cert = Arc::new(tls::ReloadingCert::new(
         args.tls_cert.clone(),
@@ -82,7 +88,12 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     let config = config::ConfigStore::new(args.config_dir.clone(), metrics.clone());
     tokio::spawn(config.clone().watch(args.config_poll_interval));
     let client = kube_client(&args).await?;
-    let caches = cache::Caches::start(client.clone());
+    let misses = cache::MissLimits {
+        per_second: args.miss_lookups_per_second,
+        burst: args.miss_lookup_burst,
+        ttl: args.miss_cache_ttl,
+    };
+    let caches = cache::Caches::start(client.clone(), misses);
     let recorder = Recorder::new(
         client,
         Reporter {
@@ -98,10 +109,12 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         control_plane_ns: args.linkerd_namespace.clone(),
         created_by: format!("proxy-injector/webhook {}", crate::VERSION),
         request_timeout: args.request_timeout,
+        limits: limits::Limits::new(args.max_request_bytes, args.max_inflight_bytes),
+        on_error: args.on_error,
     });
     let stopping = Arc::new(AtomicBool::new(false));
     let admin = Arc::new(Admin {
-        metrics,
+        metrics: metrics.clone(),
         config,
         caches,
         stopping: stopping.clone(),
@@ -125,7 +138,6 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
 
     let app = Router::new()
         .route("/", post(admission::review))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
     let (stop_tx, stop_rx) = watch::channel(false);
     let delay = args.shutdown_delay;
@@ -140,12 +152,20 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         handshake: Duration::from_secs(10),
         header_read: args.header_read_timeout,
         idle: args.idle_timeout,
+        max_age: args.max_connection_age,
+        // Time for the reviews in flight to be answered, and their answers written.
+        drain: args.request_timeout + Duration::from_secs(2),
+    };
+    let conn_limits = server::ConnLimits {
+        max_connections: args.max_connections,
+        max_concurrent_streams: args.max_concurrent_streams,
     };
     let left = server::serve_tls(
         listener,
         tls,
         app,
-        timeouts,
+        (timeouts, conn_limits),
+        metrics,
         stop_rx,
         args.shutdown_grace_period,
     )

@@ -11,12 +11,19 @@ MANIFEST = ROOT / "manifests" / "proxy-injector.yaml"
 RELEASE = "proxy-injector"
 NAMESPACE = "linkerd"
 
+# The manifest carries no key: its serving certificate comes from cert-manager, so that no
+# two clusters installed from this file share one.
+MANIFEST_VALUES = {"tls": {"mode": "certManager"}}
+
 HEADER = """\
-# proxy-injector, the Helm chart charts/proxy-injector rendered with its default values
-# (release "proxy-injector", namespace "linkerd"). Regenerate with:
+# proxy-injector, the Helm chart charts/proxy-injector rendered with tls.mode=certManager
+# (release "proxy-injector", namespace "linkerd"): cert-manager issues the serving
+# certificate from a self-signed Issuer, and its cainjector fills in the caBundle. This file
+# holds no private key. Without cert-manager, render the chart instead, which generates a
+# key for your cluster alone:
+#   helm template proxy-injector charts/proxy-injector -n linkerd | kubectl apply -f -
+# Regenerate this file with:
 #   python3 tests/chart/render_manifest.py
-# The TLS material below is generated at render time: regenerate this file rather than
-# applying it twice, or install with Helm.
 """
 
 
@@ -37,7 +44,7 @@ def render(values=None, **kw):
 
 
 def manifest_text(values=None):
-    out = render_files(values)
+    out = render_files(MANIFEST_VALUES if values is None else values)
     parts = [HEADER]
     for path in sorted(out):
         body = out[path].strip()

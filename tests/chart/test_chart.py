@@ -85,7 +85,7 @@ def test_webhook_configuration():
     dep = one(docs, "Deployment")
     assert "linkerd.io/control-plane-component" in dep["spec"]["template"]["metadata"]["labels"]
     # Settings flow through.
-    hook2 = one(render({"webhook": {"failurePolicy": "Fail", "timeoutSeconds": 5, "reinvocationPolicy": "IfNeeded"}}), "MutatingWebhookConfiguration")["webhooks"][0]
+    hook2 = one(render({"replicas": 2, "webhook": {"failurePolicy": "Fail", "timeoutSeconds": 5, "reinvocationPolicy": "IfNeeded"}}), "MutatingWebhookConfiguration")["webhooks"][0]
     assert (hook2["failurePolicy"], hook2["timeoutSeconds"], hook2["reinvocationPolicy"]) == ("Fail", 5, "IfNeeded")
 
 
@@ -236,22 +236,165 @@ def test_high_availability():
     assert "affinity" not in one(single, "Deployment")["spec"]["template"]["spec"]
 
 
-def _without_generated(text):
-    """The manifest with the generated TLS material and its checksum blanked."""
-    import yaml
-    docs = [d for d in yaml.safe_load_all(text) if d]
-    for d in docs:
-        if d["kind"] == "Secret":
-            d["data"] = {k: "<generated>" for k in d["data"]}
-        if d["kind"] == "MutatingWebhookConfiguration":
-            for h in d["webhooks"]:
-                h["clientConfig"]["caBundle"] = "<generated>"
-        if d["kind"] == "Deployment":
-            d["spec"]["template"]["metadata"]["annotations"]["checksum/tls"] = "<generated>"
-    return docs
-
-
 def test_manifest_equals_a_fresh_render():
+    import yaml
     assert MANIFEST.exists(), "run python3 tests/chart/render_manifest.py"
-    assert _without_generated(MANIFEST.read_text()) == _without_generated(manifest_text()), \
+    assert MANIFEST.read_text() == manifest_text(), \
         "manifests/proxy-injector.yaml is stale: run python3 tests/chart/render_manifest.py"
+    kinds = [d["kind"] for d in yaml.safe_load_all(MANIFEST.read_text()) if d]
+    assert "Certificate" in kinds and "Secret" not in kinds
+
+
+# "PRIVATE KEY" as it appears in base64 text at each of the three alignments.
+def _base64_needles(word=b"PRIVATE KEY"):
+    needles = []
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + word).decode()
+        # Drop the characters that depend on the padding bytes or on what follows.
+        start = (pad * 4 + 2) // 3
+        needles.append(encoded[start:len(encoded) - 4])
+    return needles
+
+
+def test_no_private_key_under_manifests():
+    root = MANIFEST.parent
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert MANIFEST in files
+    needles = _base64_needles()
+    # The needles find a key when one is there.
+    probe = base64.b64encode(b"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n").decode()
+    assert any(n in probe for n in needles)
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert "PRIVATE KEY" not in text, f"{path}: a PEM private key"
+        for n in needles:
+            assert n not in text, f"{path}: a base64-encoded private key"
+
+
+# --- Failure policy, TLS across upgrades, grace period, NetworkPolicy ---------------------
+
+def test_fail_mode_requires_replicas_and_keeps_the_exclusions():
+    with pytest.raises(helm.HelmError) as e:
+        render({"webhook": {"failurePolicy": "Fail"}})
+    assert "webhook.failurePolicy=Fail needs replicas >= 2" in str(e.value)
+    # Even with selectors that exclude nothing, the namespaces and objects the cluster needs
+    # to recover are never reviewed.
+    nothing = {"matchExpressions": []}
+    docs = render({"replicas": 2, "webhook": {"failurePolicy": "Fail", "namespaceSelector": nothing, "objectSelector": nothing}}, namespace="mesh")
+    hook = one(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["namespaceSelector"] == {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "mesh", "cert-manager"]}]}
+    assert hook["objectSelector"] == {"matchExpressions": [
+        {"key": "linkerd.io/control-plane-component", "operator": "DoesNotExist"}]}
+    dep = one(docs, "Deployment")
+    assert "linkerd.io/control-plane-component" in dep["spec"]["template"]["metadata"]["labels"]
+    anti = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "1.37.0"])
+def test_fail_closed_values_file(version):
+    values = values_file("values-fail-closed.yaml")
+    report = helm.lint(str(CHART), values, namespace=NAMESPACE, kube_version="v1.30.0")
+    assert report["errors"] == []
+    docs = render(values)
+    for doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+    hook = one(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+    assert hook["failurePolicy"] == "Fail"
+    c = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--on-error=deny" in c["args"]
+    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "linkerd", "cert-manager"]} in hook["namespaceSelector"]["matchExpressions"]
+
+
+@pytest.mark.parametrize("grace,delay,seconds", [
+    ("10s", "5s", 20), ("2m", "0s", 125), ("500ms", "500ms", 7), ("1500ms", "1m", 67)])
+def test_termination_grace_period_covers_the_durations(grace, delay, seconds):
+    dep = one(render({"shutdownGracePeriod": grace, "shutdownDelay": delay}), "Deployment")
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == seconds
+
+
+def test_network_policy():
+    assert by_kind(render(), "NetworkPolicy") == []
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    docs = render({"networkPolicy": {"enabled": True, "adminFrom": [monitoring]}})
+    policy = one(docs, "NetworkPolicy")
+    for version in ("1.30.0", "1.37.0"):
+        kubernetes_validate.validate(policy, version, strict=True)
+    dep = one(docs, "Deployment")
+    assert policy["spec"]["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    ports = {p["name"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    webhook_rule, admin_rule = policy["spec"]["ingress"]
+    assert "from" not in webhook_rule, "the API server's addresses are not knowable"
+    assert webhook_rule["ports"] == [{"port": "webhook", "protocol": "TCP"}]
+    assert admin_rule == {"from": [monitoring], "ports": [{"port": "admin", "protocol": "TCP"}]}
+    assert {"webhook", "admin"} <= ports
+    # Without adminFrom the admin port is closed to other pods.
+    closed = one(render({"networkPolicy": {"enabled": True}}), "NetworkPolicy")
+    assert len(closed["spec"]["ingress"]) == 1
+
+
+def test_limits_and_on_error_flow_into_the_flags():
+    c = one(render({"onError": "deny", "limits": {"maxRequestBytes": "3Mi", "maxInflightBytes": "96Mi", "maxConnections": 64}}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"--on-error=deny", "--max-request-bytes=3Mi", "--max-inflight-bytes=96Mi", "--max-connections=64"} <= set(c["args"])
+
+
+def _serving_pair(tmp_path, existing, now):
+    """The chart's servingPair helper, run by the real Helm engine on a Secret of our making
+    (`lookup` has no cluster to ask here)."""
+    import shutil
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "values.schema.json").unlink()
+    (chart / "templates" / "probe.yaml").write_text(
+        '{{- $pair := include "proxy-injector.servingPair" (dict "ctx" . "existing" .Values.probeExisting "now" .Values.probeNow) | fromYaml -}}\n'
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\ndata:\n"
+        "{{- range $k, $v := $pair }}\n  {{ $k }}: {{ $v | quote }}\n{{- end }}\n")
+    out = helm.Chart.load(str(chart)).render({"probeExisting": existing, "probeNow": now}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    import yaml
+    return yaml.safe_load(out["proxy-injector/templates/probe.yaml"])["data"]
+
+
+def _generated_secret(not_after):
+    secret = one(render(), "Secret")
+    secret["metadata"]["annotations"]["proxy-injector/tls-not-after"] = str(not_after)
+    return secret
+
+
+def test_an_upgrade_reuses_a_secret_with_more_than_30_days_left(tmp_path):
+    now = 1_900_000_000
+    old = _generated_secret(now + 31 * 86400)
+    pair = _serving_pair(tmp_path, old, now)
+    assert (pair["crt"], pair["key"], pair["ca"]) == (old["data"]["tls.crt"], old["data"]["tls.key"], old["data"]["ca.crt"])
+    assert pair["caBundle"] == old["data"]["ca.crt"]
+    assert pair["notAfter"] == str(now + 31 * 86400)
+
+
+def test_a_secret_near_expiry_is_replaced_and_its_ca_stays_trusted(tmp_path):
+    now = 1_900_000_000
+    old = _generated_secret(now + 29 * 86400)
+    pair = _serving_pair(tmp_path, old, now)
+    assert pair["crt"] != old["data"]["tls.crt"] and pair["ca"] != old["data"]["ca.crt"]
+    bundle = x509.load_pem_x509_certificates(base64.b64decode(pair["caBundle"]))
+    old_ca = x509.load_pem_x509_certificate(base64.b64decode(old["data"]["ca.crt"]))
+    new_ca = x509.load_pem_x509_certificate(base64.b64decode(pair["ca"]))
+    assert bundle == [new_ca, old_ca]
+    # Both the pods still serving the old certificate and the new ones verify.
+    x509.load_pem_x509_certificate(base64.b64decode(old["data"]["tls.crt"])).verify_directly_issued_by(old_ca)
+    x509.load_pem_x509_certificate(base64.b64decode(pair["crt"])).verify_directly_issued_by(new_ca)
+    assert pair["notAfter"] == str(now + 365 * 86400)
+
+
+@pytest.mark.parametrize("existing", [
+    {},
+    {"data": {"tls.crt": "eA==", "tls.key": "eA=="}, "metadata": {"annotations": {"proxy-injector/tls-not-after": "9999999999"}}},
+    {"data": {"tls.crt": "eA==", "tls.key": "eA==", "ca.crt": "eA=="}, "metadata": {}},
+])
+def test_a_missing_incomplete_or_unannotated_secret_is_replaced(tmp_path, existing):
+    pair = _serving_pair(tmp_path, existing, 1_900_000_000)
+    cert = x509.load_pem_x509_certificate(base64.b64decode(pair["crt"]))
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(base64.b64decode(pair["ca"])))

@@ -160,14 +160,42 @@ impl Webhook {
         Webhook::start_with_pair(api, values, anchors, (&cert, &key), &ca, pki, extra).await
     }
 
+    /// As `start`, with the binary run under `wrapper` (e.g. `prlimit --nofile=200`).
+    pub async fn start_wrapped(
+        api: &KubeApi,
+        values: &str,
+        wrapper: &[&str],
+        extra: &[&str],
+    ) -> Webhook {
+        let pki = Pki::new();
+        let (cert, key) = pki.serving("serving-1");
+        let ca = pki.ca_pem.clone();
+        let pair = (cert.as_str(), key.as_str());
+        Webhook::launch(api, values, TRUST_ANCHORS, pair, &ca, pki, wrapper, extra).await
+    }
+
     /// As `start`, serving `pair` (certificate, key) and trusting `ca_pem` in its clients.
     pub async fn start_with_pair(
+        api: &KubeApi,
+        values: &str,
+        anchors: &str,
+        pair: (&str, &str),
+        ca_pem: &str,
+        pki: Pki,
+        extra: &[&str],
+    ) -> Webhook {
+        Webhook::launch(api, values, anchors, pair, ca_pem, pki, &[], extra).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
         api: &KubeApi,
         values: &str,
         anchors: &str,
         (cert, key): (&str, &str),
         ca_pem: &str,
         pki: Pki,
+        wrapper: &[&str],
         extra: &[&str],
     ) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
@@ -181,7 +209,15 @@ impl Webhook {
         std::fs::write(dir.path().join("config/ca-bundle.crt"), anchors).unwrap();
         std::fs::write(dir.path().join("kubeconfig"), api.kubeconfig()).unwrap();
         // Port 0: the webhook binds free ports and logs them, so tests never race for one.
-        let mut child = Command::new(binary())
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .arg("webhook")
             .args(["--addr", "127.0.0.1:0"])
             .args(["--admin-addr", "127.0.0.1:0"])
@@ -310,6 +346,24 @@ fn write_atomic(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A one-container pod listening on 8080: what most webhook tests review.
+pub fn app_pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+           "spec": {"containers": [{"name": "app", "image": "example/app:1", "ports": [{"containerPort": 8080}]}]}})
+}
+
+/// The API stand-in with namespace `shop`, which asks for injection.
+pub async fn api_with_shop() -> KubeApi {
+    let api = KubeApi::start().await;
+    api.add_namespace("shop", json!({"linkerd.io/inject": "enabled"}));
+    api
+}
+
+/// An `admission.k8s.io/v1` review for creating `object` in `ns`, not a dry run.
+pub fn create_review(uid: &str, ns: &str, object: &Value) -> Value {
+    admission_review("admission.k8s.io/v1", uid, ns, object, false)
 }
 
 /// An AdmissionReview for creating `object` in `ns`.
