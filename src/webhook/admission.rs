@@ -1,8 +1,8 @@
 //! One admission review: the body within the limits, decoding, the core's decision, and the
 //! answer.
 //!
-//! The review's deadline starts when its headers arrive and covers the wait for the byte
-//! budget, the body's arrival, decoding and the decision (`limits.rs`). A body that cannot be
+//! The review's deadline starts when its headers arrive and covers the body's arrival, the
+//! wait for a large review's decoding turn, decoding and the decision (`limits.rs`). A body that cannot be
 //! taken is answered with its own status (413, 408, 503, 400). Faults of ours or of the
 //! cluster after decoding (no config, caches not synced, a failed or rate-limited lookup, the
 //! deadline) are answered as `--on-error` says: HTTP 500 so that the webhook's
@@ -82,7 +82,7 @@ impl Fault {
 /// `POST /`.
 pub async fn review(State(state): State<Arc<AppState>>, request: HttpRequest) -> Response {
     let start = Instant::now();
-    // One deadline for the whole review, from its headers: the budget, the body, decoding.
+    // One deadline for the whole review, from its headers: the body, decoding, the decision.
     let deadline = tokio::time::Instant::from_std(start) + state.request_timeout;
     let (parts, body) = request.into_parts();
     if !is_json(&parts.headers) {
@@ -91,7 +91,7 @@ pub async fn review(State(state): State<Arc<AppState>>, request: HttpRequest) ->
             "Content-Type must be application/json",
         );
     }
-    let mut received = match receive(&state, body, content_length(&parts.headers), deadline).await {
+    let mut received = match receive(&state, body, deadline).await {
         Ok(r) => r,
         Err(response) => return response,
     };
@@ -158,19 +158,11 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// The body, paid for from the buffer budget as it arrives, before the deadline; or the
 /// answer saying why not.
 async fn receive(
     state: &AppState,
     body: axum::body::Body,
-    length: Option<u64>,
     deadline: tokio::time::Instant,
 ) -> Result<Received, Response> {
     let refuse = |reason: &'static str, status: StatusCode, message: String| {
@@ -178,7 +170,7 @@ async fn receive(
         tracing::warn!(reason, %message, "review refused");
         plain(status, &message)
     };
-    match tokio::time::timeout_at(deadline, state.limits.receive(body, length)).await {
+    match tokio::time::timeout_at(deadline, state.limits.receive(body)).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e @ BodyError::TooLarge { .. })) => Err(refuse(
             "body_too_large",

@@ -156,21 +156,15 @@ impl Caches {
 
     /// The annotations of namespace `ns`.
     pub async fn namespace_annotations(&self, ns: &str) -> Result<Annotations, CacheError> {
-        let meta = match self.namespaces.get(&ObjectRef::new(ns)) {
-            Some(m) => Some(Arc::new(m.metadata.clone())),
-            None => {
-                let api = Api::<Namespace>::all(self.client.clone());
-                self.miss(format!("namespace {ns}"), api, ns, keep_annotations)
-                    .await?
-            }
-        };
-        let meta = meta.ok_or_else(|| CacheError::NamespaceNotFound(ns.to_string()))?;
-        Ok(meta
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect())
+        if let Some(cached) = self.namespaces.get(&ObjectRef::new(ns)) {
+            return Ok(annotations_of(&cached.metadata));
+        }
+        let api = Api::<Namespace>::all(self.client.clone());
+        let found = self
+            .miss(format!("namespace {ns}"), api, ns, keep_annotations)
+            .await?;
+        let meta = found.ok_or_else(|| CacheError::NamespaceNotFound(ns.to_string()))?;
+        Ok(annotations_of(&meta))
     }
 
     /// One direct GET of `name` for an object not in the caches, shared by concurrent
@@ -289,6 +283,14 @@ where
         .miss(format!("{what} {ns}/{name}"), api, name, keep_owners)
         .await?;
     Ok(found.map(|m| (*m).clone()))
+}
+
+fn annotations_of(meta: &kube::core::ObjectMeta) -> Annotations {
+    meta.annotations
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn single_owner(meta: &kube::core::ObjectMeta) -> Option<OwnerReference> {

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody as _};
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -51,7 +51,7 @@ pub struct Limits {
 
 /// A received body and what it holds of the budgets; both are returned when it is dropped.
 pub struct Received {
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     _buffered: Option<OwnedSemaphorePermit>,
     decoding: Option<OwnedSemaphorePermit>,
 }
@@ -70,19 +70,17 @@ impl Limits {
 
     /// Reads the whole body, paying for each chunk as it arrives. Callers bound it with the
     /// review's deadline.
-    pub async fn receive(
-        &self,
-        mut body: Body,
-        content_length: Option<u64>,
-    ) -> Result<Received, BodyError> {
+    pub async fn receive(&self, mut body: Body) -> Result<Received, BodyError> {
         let limit = self.max_request_bytes;
-        if content_length.is_some_and(|n| n > limit as u64) {
+        // Hyper's size hint is the declared `Content-Length`.
+        if body.size_hint().exact().is_some_and(|n| n > limit as u64) {
             return Err(BodyError::TooLarge { limit });
         }
         let mut paid: Option<OwnedSemaphorePermit> = None;
-        // Chunks as they came, joined once at the end: a growing buffer would double its
-        // allocation past what was paid for.
-        let mut chunks = Vec::new();
+        // Chunks as they came, joined once at the end (a growing buffer would double its
+        // allocation past what was paid for); a body of one chunk, the usual review, is not
+        // copied.
+        let mut chunks: Vec<Bytes> = Vec::new();
         let mut len = 0;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
@@ -107,10 +105,14 @@ impl Limits {
             len += chunk.len();
             chunks.push(chunk);
         }
-        let mut bytes = Vec::with_capacity(len);
-        for chunk in chunks {
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = match chunks.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                let mut joined = Vec::with_capacity(len);
+                chunks.iter().for_each(|c| joined.extend_from_slice(c));
+                Bytes::from(joined)
+            }
+        };
         Ok(Received {
             bytes,
             _buffered: paid,
@@ -121,17 +123,12 @@ impl Limits {
     /// Waits until a heavy body fits in the decoding budget, first come first served; a light
     /// body goes at once. Callers bound the wait with the review's deadline.
     pub async fn decoding_turn(&self, received: &mut Received) {
-        if !received.is_heavy() || received.decoding.is_some() {
+        if !received.is_heavy() {
             return;
         }
         // Never closed; the body's length is below the per-request limit, the budget's size.
         let need = received.bytes.len() as u32;
         received.decoding = self.decoding.clone().acquire_many_owned(need).await.ok();
-    }
-
-    /// Bytes buffered now.
-    pub fn buffered_bytes(&self) -> usize {
-        self.max_inflight_bytes - self.buffered.available_permits()
     }
 }
 
@@ -172,17 +169,42 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    impl Limits {
+        fn buffered_bytes(&self) -> usize {
+            self.max_inflight_bytes - self.buffered.available_permits()
+        }
+    }
+
+    /// A body that declares its length and must never be read.
+    struct Declared(u64);
+
+    impl axum::body::HttpBody for Declared {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            panic!("a body refused by its declared length was read");
+        }
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            hyper::body::SizeHint::with_exact(self.0)
+        }
+    }
+
     #[tokio::test]
     async fn a_declared_length_over_the_limit_is_refused_before_reading() {
         let limits = Limits::new(10, 100);
-        let e = limits.receive(Body::from("x"), Some(11)).await.err();
+        let e = limits.receive(Body::new(Declared(11))).await.err();
         assert!(matches!(e, Some(BodyError::TooLarge { limit: 10 })));
     }
 
     #[tokio::test]
     async fn an_undeclared_body_is_cut_at_the_limit_and_its_budget_returned() {
         let limits = Limits::new(10, 100);
-        let e = limits.receive(Body::from(vec![b'x'; 11]), None).await.err();
+        let chunk = Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 11]));
+        let undeclared = Body::from_stream(futures_util::stream::iter([chunk]));
+        let e = limits.receive(undeclared).await.err();
         assert!(matches!(e, Some(BodyError::TooLarge { limit: 10 })));
         assert_eq!(limits.buffered_bytes(), 0);
     }
@@ -190,38 +212,23 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_does_not_fit_the_buffer_budget_is_refused_at_once() {
         let limits = Limits::new(10, 12);
-        let held = limits
-            .receive(Body::from(vec![b'x'; 8]), None)
-            .await
-            .unwrap();
+        let held = limits.receive(Body::from(vec![b'x'; 8])).await.unwrap();
         assert_eq!(limits.buffered_bytes(), 8);
-        let e = limits.receive(Body::from(vec![b'y'; 5]), None).await.err();
+        let e = limits.receive(Body::from(vec![b'y'; 5])).await.err();
         assert!(matches!(e, Some(BodyError::Full { budget: 12 })), "{e:?}");
         assert_eq!(limits.buffered_bytes(), 8, "the refused body paid nothing");
         drop(held);
         assert_eq!(limits.buffered_bytes(), 0);
-        assert!(limits
-            .receive(Body::from(vec![b'y'; 10]), None)
-            .await
-            .is_ok());
+        assert!(limits.receive(Body::from(vec![b'y'; 10])).await.is_ok());
     }
 
     #[tokio::test]
     async fn heavy_bodies_wait_for_the_decoding_budget_in_turn() {
         let size = HEAVY_BODY + 1;
         let limits = Limits::new(size + size / 2, 4 * size);
-        let mut first = limits
-            .receive(Body::from(vec![b'a'; size]), None)
-            .await
-            .unwrap();
-        let mut second = limits
-            .receive(Body::from(vec![b'b'; size]), None)
-            .await
-            .unwrap();
-        let mut light = limits
-            .receive(Body::from(vec![b'c'; 10]), None)
-            .await
-            .unwrap();
+        let mut first = limits.receive(Body::from(vec![b'a'; size])).await.unwrap();
+        let mut second = limits.receive(Body::from(vec![b'b'; size])).await.unwrap();
+        let mut light = limits.receive(Body::from(vec![b'c'; 10])).await.unwrap();
         limits.decoding_turn(&mut first).await;
         let waited =
             tokio::time::timeout(Duration::from_millis(50), limits.decoding_turn(&mut second))

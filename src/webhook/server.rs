@@ -210,10 +210,11 @@ async fn serve_connection<IO>(
     let mut conn = std::pin::pin!(conn);
     let old = tokio::time::sleep(timeouts.max_age);
     let mut old = std::pin::pin!(old);
-    let mut dropped_at: Option<tokio::time::Instant> = None;
+    // Set once the connection is asked to close: when it is dropped if still open.
+    let mut drop_at: Option<tokio::time::Instant> = None;
     loop {
         let idle_left = timeouts.idle.saturating_sub(reviews.idle_for());
-        let hard_stop = dropped_at.unwrap_or_else(|| tokio::time::Instant::now() + timeouts.drain);
+        let closing = drop_at.is_some();
         let close = tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
@@ -221,47 +222,50 @@ async fn serve_connection<IO>(
                 }
                 return;
             }
-            _ = tokio::time::sleep(idle_left), if dropped_at.is_none() => {
+            _ = tokio::time::sleep(idle_left), if !closing => {
                 reviews.idle_for() >= timeouts.idle
             }
-            _ = old.as_mut(), if dropped_at.is_none() => true,
-            changed = stop.changed(), if dropped_at.is_none() => {
+            _ = old.as_mut(), if !closing => true,
+            changed = stop.changed(), if !closing => {
                 changed.is_err() || *stop.borrow()
             }
-            _ = tokio::time::sleep_until(hard_stop), if dropped_at.is_some() => {
+            _ = tokio::time::sleep_until(drop_at.unwrap_or_else(tokio::time::Instant::now)), if closing => {
                 tracing::debug!("connection did not finish within the drain time; dropped");
                 return;
             }
         };
         if close {
             conn.as_mut().graceful_shutdown();
-            dropped_at = Some(tokio::time::Instant::now() + timeouts.drain);
+            drop_at = Some(tokio::time::Instant::now() + timeouts.drain);
         }
     }
 }
 
-/// How many reviews a connection has in flight, and when the last one ended.
+/// How many reviews a connection has in flight, and when the last one ended (ms after
+/// `start`).
 #[derive(Clone)]
-struct InFlight {
+struct InFlight(Arc<InFlightState>);
+
+struct InFlightState {
     start: Instant,
-    count: Arc<AtomicUsize>,
-    last_end_ms: Arc<AtomicU64>,
+    count: AtomicUsize,
+    last_end_ms: AtomicU64,
 }
 
 impl InFlight {
     fn new() -> InFlight {
-        InFlight {
+        InFlight(Arc::new(InFlightState {
             start: Instant::now(),
-            count: Arc::new(AtomicUsize::new(0)),
-            last_end_ms: Arc::new(AtomicU64::new(0)),
-        }
+            count: AtomicUsize::new(0),
+            last_end_ms: AtomicU64::new(0),
+        }))
     }
     fn idle_for(&self) -> Duration {
-        if self.count.load(Ordering::SeqCst) > 0 {
+        if self.0.count.load(Ordering::SeqCst) > 0 {
             return Duration::ZERO;
         }
-        let now = self.start.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_end_ms.load(Ordering::SeqCst)))
+        let now = self.0.start.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.0.last_end_ms.load(Ordering::SeqCst)))
     }
 }
 
@@ -270,9 +274,10 @@ struct InFlightGuard(InFlight);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let ms = self.0.start.elapsed().as_millis() as u64;
-        self.0.last_end_ms.store(ms, Ordering::SeqCst);
-        self.0.count.fetch_sub(1, Ordering::SeqCst);
+        let state = &self.0 .0;
+        let ms = state.start.elapsed().as_millis() as u64;
+        state.last_end_ms.store(ms, Ordering::SeqCst);
+        state.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -293,7 +298,7 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
-        self.reviews.count.fetch_add(1, Ordering::SeqCst);
+        self.reviews.0.count.fetch_add(1, Ordering::SeqCst);
         let guard = InFlightGuard(self.reviews.clone());
         let fut = self.inner.call(req);
         Box::pin(async move {
