@@ -56,7 +56,7 @@ pub struct Common {
 
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
-    pub output: Format,
+    pub output: OutputFormat,
 
     /// Accepted for compatibility with `linkerd` command lines and ignored: this CLI works
     /// offline and never contacts a cluster.
@@ -291,4 +291,20 @@ pub struct CheckArgs {
     /// Files, directories, `-` (stdin) or https:// URLs.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
+}
+
+/// `-o` of `inject` and `uninject`: the core's [`Format`], named for the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Format {
+        match f {
+            OutputFormat::Yaml => Format::Yaml,
+            OutputFormat::Json => Format::Json,
+        }
+    }
 }

@@ -15,7 +15,7 @@ use super::{flags, Output, UsageError};
 use crate::config::{self, Values};
 use crate::decide::{Origin, Report};
 use crate::inject::{self, Mode, Request};
-use crate::manifest;
+use crate::manifest::{self, Format};
 use crate::uninject;
 
 pub(super) fn valid_namespace(ns: &str) -> Result<(), UsageError> {
@@ -108,7 +108,7 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
     let plan = InjectPlan::from_args(args)?;
     let streams = input::read_all(&args.inputs, stdin)?;
     let req = plan.request();
-    let format = args.common.output;
+    let format = Format::from(args.common.output);
     let mut out = String::new();
     let mut reports = Vec::new();
     let mut errors = Vec::new();
@@ -168,7 +168,7 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
 
 pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageError> {
     let streams = input::read_all(&args.inputs, stdin)?;
-    let format = args.common.output;
+    let format = Format::from(args.common.output);
     let mut output = Output::default();
     for stream in &streams {
         let mut out = String::new();

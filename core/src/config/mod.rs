@@ -386,7 +386,8 @@ fn strip_nulls(map: &mut Map<String, Value>) {
     }
 }
 
-pub(crate) fn json_type(v: &Value) -> &'static str {
+/// A JSON value's type as error messages name it ("a string", "a list", ...).
+pub fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -138,7 +138,7 @@ fn parse_error(e: serde_yaml::Error) -> ParseError {
 }
 
 /// Output format of the CLI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Yaml,
     Json,
