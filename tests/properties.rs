@@ -94,8 +94,8 @@ fn uninject_undoes_inject() {
     assert!(checked >= 8, "only {checked} cases checked");
 }
 
-/// D-1: injection writes annotation and label values as strings (the API server refuses
-/// others), so `true` in an input annotation comes back as `"true"`.
+/// D-1 (docs/behaviour.md): injection writes annotation and label values as strings (the API server
+/// refuses others), so `true` in an input annotation comes back as `"true"`.
 fn stringify_metadata_maps(mut v: Value) -> Value {
     fn walk(v: &mut Value) {
         match v {

@@ -83,7 +83,7 @@ async fn injects_over_h2_and_http1_and_echoes_the_review_version() {
         );
         assert!(
             body.get("request").is_none(),
-            "the request is not echoed (Q-33)"
+            "the request is not echoed (docs/differences.md Q-33)"
         );
         let patch = patch_of(&body).expect("a patch");
         let ps = paths(&patch);
@@ -237,7 +237,7 @@ async fn each_skip_reason_is_answered_counted_and_recorded() {
             "{code} not counted:\n{metrics}"
         );
     }
-    // One InjectionSkipped event per owned pod (the bare pod has none, Q-24).
+    // One InjectionSkipped event per owned pod (the bare pod has none, docs/differences.md Q-24).
     wait_for("six events", || api.events().len() >= 6).await;
     let notes: Vec<String> = api
         .events()
@@ -439,7 +439,7 @@ async fn owners_resolve_like_linkerd() {
             .filter(|p| p.starts_with("/metadata/labels/linkerd.io~1proxy-"))
             .collect()
     };
-    // Job owned by a CronJob: no owner label, events on the CronJob.
+    // Job owned by a CronJob: no owner label (docs/differences.md Q-23), events on the CronJob.
     let p = owned_by(
         pod("report-29384-abc", json!({}), &[]),
         "Job",

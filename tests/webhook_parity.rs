@@ -5,8 +5,8 @@
 //!
 //! Known, specified differences are normalised, and only these: `linkerd.io/created-by`'s
 //! value (`…/webhook` vs `…/cli`); the annotations the webhook copies from the namespace
-//! (`linkerd.io/inject`, `config.linkerd.io/opaque-ports`, spec §6.1); and the owner label of
-//! CronJob pods, which Linkerd's webhook never sets.
+//! (`linkerd.io/inject`, `config.linkerd.io/opaque-ports`, docs/behaviour.md §6.1); and the owner
+//! label of CronJob pods, which Linkerd's webhook never sets (docs/differences.md Q-23).
 
 mod common;
 

@@ -103,8 +103,8 @@ pub const OTEL_RESOURCE_PREFIX: &str = "resource.opentelemetry.io/";
 pub const APP_INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub const APP_NAME_LABEL: &str = "app.kubernetes.io/name";
 
-/// Annotations a pod inherits from its namespace in the webhook (§6.1), in Linkerd's order.
-/// The first 40 are also the per-annotation metric labels upstream.
+/// Annotations a pod inherits from its namespace in the webhook (docs/behaviour.md §6.1), in
+/// Linkerd's order. The first 40 are also the per-annotation metric labels upstream.
 pub const INHERITABLE: &[&str] = &[
     ADMIN_PORT,
     CONTROL_PORT,

@@ -1,4 +1,4 @@
-//! Inject or skip, and why (spec §5).
+//! Inject or skip, and why (docs/behaviour.md §5).
 //!
 //! The reasons carry Linkerd's codes (metric label values) and texts (events, errors) verbatim,
 //! and are collected in Linkerd's order. The CLI and the webhook read `linkerd.io/inject`
@@ -184,7 +184,7 @@ impl Report {
     }
 }
 
-/// Builds the report for a pod template (§5.1).
+/// Builds the report for a pod template (docs/behaviour.md §5.1).
 pub fn assess(
     identity: Identity,
     pod: &PodTemplate<'_>,
@@ -234,7 +234,7 @@ fn is_enabling(v: &str) -> bool {
     matches!(v, a::INJECT_ENABLED | a::INJECT_INGRESS)
 }
 
-/// The webhook's truth table (§5.3), top to bottom. Empty means absent.
+/// The webhook's truth table (docs/behaviour.md §5.3), top to bottom. Empty means absent.
 pub fn webhook_decision(ns: &str, pod: &str) -> (Option<SkipReason>, AnnotationAt) {
     if !ns.is_empty() && !is_valid(ns) {
         return (
@@ -263,7 +263,8 @@ pub fn webhook_decision(ns: &str, pod: &str) -> (Option<SkipReason>, AnnotationA
     (Some(SkipReason::InjectAnnotationAbsent), AnnotationAt::None)
 }
 
-/// §5.5: only with token projection off can the service-account token rule skip a pod.
+/// docs/behaviour.md §5.5: only with token projection off can the service-account token rule skip a
+/// pod.
 fn automount(pod: &PodTemplate<'_>, values: &Values, webhook: bool) -> bool {
     if values.identity.service_account_token_projection {
         return true;
@@ -275,8 +276,8 @@ fn automount(pod: &PodTemplate<'_>, values: &Values, webhook: bool) -> bool {
     flag
 }
 
-/// The annotations the webhook adds to a pod before rendering (§6.1): created-by, the ones
-/// inherited from the namespace, and the default `opaque-ports` list filtered to the pod's
+/// The annotations the webhook adds to a pod before rendering (docs/behaviour.md §6.1): created-by,
+/// the ones inherited from the namespace, and the default `opaque-ports` list filtered to the pod's
 /// ports. Each is also written into the pod by the patch.
 pub fn injector_annotations(
     pod: &PodTemplate<'_>,

@@ -39,7 +39,7 @@ pub struct Request<'a> {
     pub created_by: &'a str,
     /// Annotations written into every annotated or injected pod template without being read
     /// back: the CLI's flag overrides, which the Values already carry. Where a pod template
-    /// has its own value for one of these keys, the flag wins.
+    /// has its own value for one of these keys, the flag wins (docs/differences.md Q-18).
     pub overrides: &'a Annotations,
     /// Annotations written into every pod template and read as if the pod had them
     /// (the CLI's `enable-debug-sidecar` and `close-wait-timeout`).
@@ -67,7 +67,7 @@ pub enum InjectError {
     Shape(#[from] ShapeError),
     #[error(transparent)]
     Render(#[from] RenderError),
-    /// The CLI refuses to pass over a workload it was asked to inject (§5.7).
+    /// The CLI refuses to pass over a workload it was asked to inject (docs/behaviour.md §5.7).
     #[error("failed to inject {res_name}: {}", .errors.join(", "))]
     Refused {
         res_name: String,
@@ -142,8 +142,8 @@ fn untouched(report: Report) -> Outcome {
     }
 }
 
-/// D-4: the CLI fails on hostNetwork, a sidecar or automount only for workloads that are not
-/// opted out by annotation; UDP never fails.
+/// D-4 (docs/behaviour.md): the CLI fails on hostNetwork, a sidecar or automount only for workloads
+/// that are not opted out by annotation; UDP never fails.
 fn refuse_unless_opted_out(report: &Report) -> Result<(), InjectError> {
     if report.inject_disabled() {
         return Ok(());
@@ -226,8 +226,8 @@ fn annotate(obj: &Value, identity: Identity, req: &Request<'_>) -> Result<Outcom
     })
 }
 
-/// Ops 1–3 (and 4–5 when `labels` is given) of §8.1: create the metadata maps if needed and
-/// add each key.
+/// Ops 1–3 (and 4–5 when `labels` is given) of docs/behaviour.md §8.1: create the metadata maps if
+/// needed and add each key.
 fn metadata_ops(
     b: &mut PatchBuilder,
     pod: &PodTemplate<'_>,
@@ -244,7 +244,8 @@ fn metadata_ops(
 }
 
 /// Creates `metadata.<field>` if it is absent or empty, then adds each key (sorted). Values
-/// already in the map that are not strings become strings (D-1): the API server refuses them.
+/// already in the map that are not strings become strings (docs/behaviour.md D-1): the API server
+/// refuses them.
 fn map_ops(
     b: &mut PatchBuilder,
     field: &str,
@@ -269,7 +270,7 @@ fn map_ops(
     }
 }
 
-/// Full injection (§7, §8.1).
+/// Full injection (docs/behaviour.md §7, §8.1).
 fn full(
     b: &mut PatchBuilder,
     pod: &PodTemplate<'_>,
@@ -427,7 +428,8 @@ fn full(
     Ok(warnings)
 }
 
-/// Owner kinds that get a `linkerd.io/proxy-<kind>` label from the webhook (§7.1).
+/// Owner kinds that get a `linkerd.io/proxy-<kind>` label from the webhook (docs/behaviour.md
+/// §7.1).
 const OWNER_LABEL_KINDS: &[&str] = &[
     "deployment",
     "replicationcontroller",
@@ -445,7 +447,8 @@ pub fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
-/// §8.3 for a Pod that is not injected: the opaque-ports annotation, if it lacks one.
+/// docs/behaviour.md §8.3 for a Pod that is not injected: the opaque-ports annotation, if it lacks
+/// one.
 fn opaque_ports_patch_for_pod(
     pod: &PodTemplate<'_>,
     ns: &Annotations,
@@ -463,7 +466,8 @@ fn opaque_ports_patch_for_pod(
     opaque_ops(has_metadata, own, value)
 }
 
-/// §8.3 for a Service: its ports whose (target) port is in the default opaque list.
+/// docs/behaviour.md §8.3 for a Service: its ports whose (target) port is in the default opaque
+/// list.
 fn opaque_ports_patch_for_service(
     svc: &Value,
     own: Option<&Map<String, Value>>,

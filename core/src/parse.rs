@@ -1,4 +1,4 @@
-//! Parsing and formatting primitives with Go's semantics (spec Appendix A).
+//! Parsing and formatting primitives with Go's semantics (docs/behaviour.md Appendix A).
 //!
 //! Linkerd reads annotations with Go's `strconv` and `time` packages and renders numbers through
 //! Go's formatter, so a value is valid here exactly when it is valid there. These functions are
@@ -34,8 +34,8 @@ pub fn go_u64(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// Go's `strconv.ParseFloat(s, 64)`, except that NaN is refused (Q-36: upstream lets it through
-/// a range check and then fails to serialise it).
+/// Go's `strconv.ParseFloat(s, 64)`, except that NaN is refused (docs/differences.md Q-36: upstream
+/// lets it through a range check and then fails to serialise it).
 pub fn go_f64(s: &str) -> Option<f64> {
     let v: f64 = s.parse().ok()?;
     (!v.is_nan()).then_some(v)
@@ -133,7 +133,7 @@ impl Duration {
     }
 
     /// `<N>ms`, as Linkerd renders connect timeouts and grace periods (A.6, float truncation
-    /// kept on purpose: `1.001s` → `1000ms`, Q-37).
+    /// kept on purpose: `1.001s` → `1000ms`, docs/differences.md Q-37).
     pub fn millis_text(self) -> String {
         format!("{}ms", (self.seconds_f64() * 1000.0).trunc() as i64)
     }

@@ -1,8 +1,8 @@
-//! RFC 6902 patches against the original object (spec §8), as json-patch types.
+//! RFC 6902 patches against the original object (docs/behaviour.md §8), as json-patch types.
 //!
 //! Paths are built from unescaped tokens, so every key is escaped per RFC 6901 (`~` → `~0`,
 //! `/` → `~1`), and values are `serde_json::Value`s, so they are always valid JSON — upstream
-//! splices unescaped text into a template.
+//! splices unescaped text into a template (docs/differences.md ).
 
 use json_patch::{AddOperation, PatchOperation};
 use jsonptr::PointerBuf;

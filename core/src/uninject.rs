@@ -1,4 +1,4 @@
-//! Removing what injection added (spec §9.10, with Q-9 fixed).
+//! Removing what injection added (docs/behaviour.md §9.10, with docs/differences.md Q-9 fixed).
 //!
 //! Unlike inject, uninject edits the parsed object in place: it is a CLI-only transform and
 //! also the silent first pass of `inject`, which makes injecting an injected manifest give the

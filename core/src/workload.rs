@@ -1,4 +1,5 @@
-//! Where the pod template lives in each kind of object (spec §4), and typed read access to it.
+//! Where the pod template lives in each kind of object (docs/behaviour.md §4), and typed read
+//! access to it.
 //!
 //! The object stays a `serde_json::Value` throughout: we only *read* it here, checking the
 //! types of the fields injection touches so that a malformed manifest is a clear error naming
@@ -316,7 +317,8 @@ impl<'a> PodTemplate<'a> {
             .and_then(Value::as_str)
     }
 
-    /// Any `protocol: UDP` port among `containers` (initContainers are not looked at, Q-22).
+    /// Any `protocol: UDP` port among `containers` (initContainers are not looked at,
+    /// docs/differences.md Q-22).
     pub fn has_udp(&self) -> bool {
         self.containers()
             .iter()
@@ -324,7 +326,7 @@ impl<'a> PodTemplate<'a> {
             .any(|p| p.get("protocol").and_then(Value::as_str) == Some("UDP"))
     }
 
-    /// A Linkerd or Istio proxy (or init container) already present (§5.4).
+    /// A Linkerd or Istio proxy (or init container) already present (docs/behaviour.md §5.4).
     pub fn has_sidecar(&self) -> bool {
         let is_proxy = |c: &Value| {
             let image = str_field(c, "image");
@@ -345,8 +347,8 @@ impl<'a> PodTemplate<'a> {
         self.all_containers().any(is_proxy) || self.init_containers().iter().any(is_init)
     }
 
-    /// `LINKERD2_PROXY_INBOUND_PORTS` (§7.4): every container port and numeric HTTP probe
-    /// port, de-duplicated and sorted *as strings* (Q-2).
+    /// `LINKERD2_PROXY_INBOUND_PORTS` (docs/behaviour.md §7.4): every container port and numeric
+    /// HTTP probe port, de-duplicated and sorted *as strings* (docs/differences.md Q-2).
     pub fn inbound_ports(&self) -> String {
         let mut set = std::collections::BTreeSet::new();
         for c in self.all_containers() {

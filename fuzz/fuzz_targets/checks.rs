@@ -61,9 +61,9 @@ fn uninject(stdin: &[u8]) -> Output {
 }
 
 /// The values of a stream's documents, with annotation and label values as strings
-/// (null as ""; inject writes the metadata it touches as Kubernetes types it, strings, README D-1, and
-/// uninject leaves an untouched `admin-port: 5191` a number), and without null or empty
-/// `spec`, `metadata`, annotation and label maps.
+/// (null as ""; inject writes the metadata it touches as Kubernetes types it, strings,
+/// docs/behaviour.md D-1, and uninject leaves an untouched `admin-port: 5191` a number), and
+/// without null or empty `spec`, `metadata`, annotation and label maps.
 fn documents(stream: &str) -> Vec<serde_json::Value> {
     let docs = manifest::split(stream).expect("our own output splits");
     docs.iter()
@@ -135,8 +135,8 @@ pub fn manifest(data: &[u8]) {
         "uninjecting our output failed: {}",
         back.stderr
     );
-    // Uninject leaves the metadata of control-plane components alone (spec §9.10), so what
-    // inject added to their metadata stays: the round trip holds for everything else.
+    // Uninject leaves the metadata of control-plane components alone (docs/behaviour.md §9.10), so
+    // what inject added to their metadata stays: the round trip holds for everything else.
     let control_plane = once
         .stdout
         .contains(proxy_injector::annotations::CONTROL_PLANE_COMPONENT_LABEL);

@@ -1,6 +1,6 @@
-//! Proxy flags of `inject` (spec §6.4): they change the Values, and every change becomes an
-//! override annotation written into the pod templates, so that the cluster's injector (in the
-//! default, annotate-only mode) renders the same proxy.
+//! Proxy flags of `inject` (docs/behaviour.md §6.4): they change the Values, and every change
+//! becomes an override annotation written into the pod templates, so that the cluster's injector
+//! (in the default, annotate-only mode) renders the same proxy.
 
 use super::args::InjectArgs;
 use super::UsageError;
@@ -98,7 +98,8 @@ pub fn apply(args: &InjectArgs, values: &mut Values) -> Result<(), UsageError> {
         p.native_sidecar = v;
     }
     if let Some(v) = args.wait_before_exit_seconds {
-        // Upstream stores the int64 as unsigned, so -1 wraps: refuse it instead.
+        // Upstream stores the int64 as unsigned, so -1 wraps (docs/differences.md Q-31): refuse it
+        // instead.
         p.wait_before_exit_seconds = u64::try_from(v).map_err(|_| {
             UsageError::Flag(format!(
                 "--wait-before-exit-seconds must not be negative, got {v}"
@@ -138,7 +139,8 @@ fn cores(flag: &str, v: &str) -> Result<i64, UsageError> {
         .ok_or_else(|| UsageError::Flag(format!("invalid argument {v:?} for {flag}: out of range")))
 }
 
-/// The override annotations: one for each Values difference the flags made (§6.4).
+/// The override annotations: one for each Values difference the flags made (docs/behaviour.md
+/// §6.4).
 pub fn override_annotations(before: &Values, after: &Values) -> Annotations {
     let mut o = Annotations::new();
     let (b, n) = (&before.proxy, &after.proxy);
@@ -305,7 +307,8 @@ pub fn override_annotations(before: &Values, after: &Values) -> Annotations {
     o
 }
 
-/// Annotations the CLI writes and then reads back like the pod's own (§9.5 step 1).
+/// Annotations the CLI writes and then reads back like the pod's own (docs/behaviour.md §9.5 step
+/// 1).
 pub fn scheduled_annotations(args: &InjectArgs) -> Result<Annotations, UsageError> {
     let mut s = Annotations::new();
     if args.enable_debug_sidecar == Some(true) {

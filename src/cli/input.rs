@@ -1,4 +1,4 @@
-//! Resolving INPUT arguments into named text streams (spec §9.3).
+//! Resolving INPUT arguments into named text streams (docs/behaviour.md §9.3).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! `inject` and `uninject` over streams of documents (spec §9.5–§9.10).
+//! `inject` and `uninject` over streams of documents (docs/behaviour.md §9.5–§9.10).
 //!
 //! Every document is uninjected first (silently), then injected; the core's patch is applied
 //! to the parsed document. A document whose value ends up unchanged is written back exactly as

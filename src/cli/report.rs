@@ -1,5 +1,5 @@
-//! The stderr report, byte for byte as `linkerd inject` / `linkerd uninject` print it (§9.8,
-//! §9.10).
+//! The stderr report, byte for byte as `linkerd inject` / `linkerd uninject` print it
+//! (docs/behaviour.md §9.8, docs/behaviour.md §9.10).
 
 use std::fmt::Write;
 

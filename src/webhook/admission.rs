@@ -463,8 +463,8 @@ async fn handle(
     Ok((response, decision))
 }
 
-/// D-2: when a rendering error comes from an annotation the pod carries (or inherits), the
-/// pod is denied with a message naming it; otherwise the config is at fault.
+/// D-2 (docs/behaviour.md): when a rendering error comes from an annotation the pod carries (or
+/// inherits), the pod is denied with a message naming it; otherwise the config is at fault.
 fn annotation_cause(e: &RenderError, obj: &Value, ns: &Annotations) -> Option<String> {
     let key = match e {
         RenderError::LogHttpHeaders => a::PROXY_LOG_HTTP_HEADERS,

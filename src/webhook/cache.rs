@@ -3,9 +3,9 @@
 //!
 //! The one exception is a miss. A new namespace, or the ReplicaSet a Deployment has just
 //! created, can reach us in a review before its watch event does; then we make one direct
-//! GET (upstream denies the pod for a namespace it has not cached, Q-8). Misses are what a
-//! client controls (any namespace name in a review), so they cannot be amplified: concurrent
-//! misses on one object share one GET, its answer (found or not) is kept for
+//! GET (upstream denies the pod for a namespace it has not cached, docs/differences.md Q-8). Misses
+//! are what a client controls (any namespace name in a review), so they cannot be amplified:
+//! concurrent misses on one object share one GET, its answer (found or not) is kept for
 //! `--miss-cache-ttl` in a bounded cache (moka), and GETs pass a token bucket (governor,
 //! `--miss-lookups-per-second` and `--miss-lookup-burst`); past it the review is answered as
 //! for a failed lookup. `/ready` stays false until the three caches have done their initial
@@ -60,7 +60,7 @@ struct Misses {
     bucket: governor::DefaultDirectRateLimiter,
 }
 
-/// The pod's owner as Linkerd resolves it (§10.5).
+/// The pod's owner as Linkerd resolves it (docs/behaviour.md §10.5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Owner {
     /// Lower-cased kind: `deployment`, `cronjob`, `replicaset`, `pod`, …
@@ -203,7 +203,7 @@ impl Caches {
             .map_err(|e| (*e).clone())
     }
 
-    /// Resolves the owner of `pod` in namespace `ns` (§10.5).
+    /// Resolves the owner of `pod` in namespace `ns` (docs/behaviour.md §10.5).
     pub async fn owner(&self, pod: &Value, ns: &str) -> Result<Owner, CacheError> {
         let meta = pod.get("metadata");
         let refs: Vec<OwnerReference> = meta

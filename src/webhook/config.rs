@@ -103,8 +103,8 @@ impl ConfigStore {
     }
 }
 
-/// Values over the built-in defaults (D-3), with the trust anchors from the bundle file when
-/// it exists (it replaces `identityTrustAnchorsPEM`, as upstream does).
+/// Values over the built-in defaults (docs/behaviour.md D-3), with the trust anchors from the
+/// bundle file when it exists (it replaces `identityTrustAnchorsPEM`, as upstream does).
 fn load(values_path: &Path, anchors_path: &Path) -> Result<Values, String> {
     let name = values_path.display().to_string();
     let text = std::fs::read_to_string(values_path).map_err(|e| format!("{name}: {e}"))?;

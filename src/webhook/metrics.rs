@@ -1,8 +1,9 @@
 //! Prometheus metrics of the admin server's `/metrics`.
 //!
 //! Linkerd's two counters keep their names and labels, minus the 40 per-annotation labels
-//! (D-7: their values are whatever pods carry, an unbounded cardinality). Ours add the review
-//! latency, the serving certificate's expiry, and config/certificate reload outcomes.
+//! (D-7 (docs/behaviour.md): their values are whatever pods carry, an unbounded cardinality). Ours
+//! add the review latency, the serving certificate's expiry, and config/certificate reload
+//! outcomes.
 
 use std::sync::atomic::AtomicI64;
 

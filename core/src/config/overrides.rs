@@ -1,4 +1,4 @@
-//! Pod annotations that override the Values for one pod (spec §6.2).
+//! Pod annotations that override the Values for one pod (docs/behaviour.md §6.2).
 //!
 //! This is where every `config.linkerd.io/*` annotation takes effect: [`apply`] walks them in
 //! Linkerd's order (which matters only for CPU: the request sets the minimum worker count and

@@ -1,6 +1,6 @@
 use super::*;
 
-/// Spec §5.3's webhook table, every cell.
+/// docs/behaviour.md §5.3's webhook table, every cell.
 #[test]
 fn webhook_truth_table() {
     use AnnotationAt as At;

@@ -53,7 +53,7 @@ fn paths(ops: &[PatchOperation]) -> Vec<String> {
     ops.iter().map(|o| o.path().to_string()).collect()
 }
 
-/// Spec §1.4: the webhook's patch for a plain enabled pod, op by op.
+/// docs/behaviour.md §1.4: the webhook's patch for a plain enabled pod, op by op.
 #[test]
 fn webhook_patch_has_linkerds_op_order() {
     let pod = json!({
@@ -137,7 +137,11 @@ fn webhook_inherits_namespace_annotations_and_filters_default_opaque_ports() {
         }
         _ => None,
     });
-    assert_eq!(opaque, Some(json!("3306,3306")), "duplicates kept (Q-14)");
+    assert_eq!(
+        opaque,
+        Some(json!("3306,3306")),
+        "duplicates kept (docs/differences.md Q-14)"
+    );
 }
 
 #[test]

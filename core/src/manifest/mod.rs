@@ -1,4 +1,5 @@
-//! YAML/JSON streams: splitting into documents, parsing, and writing back (spec §9.4, §9.7).
+//! YAML/JSON streams: splitting into documents, parsing, and writing back (docs/behaviour.md §9.4,
+//! §9.7).
 //!
 //! Splitting is line based, as Linkerd's reader does, so documents come out the way upstream
 //! sees them. Each document keeps its text: a document the CLI does not change is written

@@ -1,5 +1,6 @@
-//! The init container `linkerd-init` (§7.6), its CNI replacement `linkerd-network-validator`
-//! (§7.8) and the `linkerd-debug` container (§7.10).
+//! The init container `linkerd-init` (docs/behaviour.md §7.6), its CNI replacement
+//! `linkerd-network-validator` (docs/behaviour.md §7.8) and the `linkerd-debug` container
+//! (docs/behaviour.md §7.10).
 
 use serde_json::{json, Map, Value};
 
@@ -146,7 +147,7 @@ pub fn network_validator(values: &Values) -> Value {
     } else {
         "1.1.1.1:20001".into()
     };
-    // Always port 4140, whatever the outbound port is.
+    // Always port 4140, whatever the outbound port is (docs/differences.md Q-26).
     let listen = if !nv.listen_addr.is_empty() {
         nv.listen_addr.clone()
     } else if ipv6 {

@@ -1,4 +1,5 @@
-//! What full injection adds to a pod (spec §7): containers, volumes, and the pieces they share.
+//! What full injection adds to a pod (docs/behaviour.md §7): containers, volumes, and the pieces
+//! they share.
 //!
 //! Every function here is a pure function of the *effective* Values (after annotation
 //! overrides) and the pod as it was before injection. Values are built as JSON directly, with
@@ -42,7 +43,7 @@ pub enum RenderError {
 }
 
 /// The pieces of the pod that the proxy and init containers copy from the first app container
-/// (§7.7), and the per-pod switches read from annotations.
+/// (docs/behaviour.md §7.7), and the per-pod switches read from annotations.
 #[derive(Clone, Debug, Default)]
 pub struct PodFacts {
     /// Capabilities for the proxy: `Some` when the app's or the Helm values' are known.
@@ -130,8 +131,8 @@ pub fn service_account_mount(pod: &PodTemplate<'_>) -> Option<Value> {
     }))
 }
 
-/// Resources shared by the proxy, init and validator containers (§7.12); `None` when nothing
-/// is configured. Quantities are written in Kubernetes' canonical form.
+/// Resources shared by the proxy, init and validator containers (docs/behaviour.md §7.12); `None`
+/// when nothing is configured. Quantities are written in Kubernetes' canonical form.
 pub fn resources(values: &Values) -> Option<Value> {
     let r = &values.proxy.resources;
     let pick = |f: fn(&crate::config::Constraints) -> &String| {
@@ -166,7 +167,7 @@ pub fn resources(values: &Values) -> Option<Value> {
     Some(Value::Object(out))
 }
 
-/// The volumes injection adds, in patch order (§7.9, §8.1).
+/// The volumes injection adds, in patch order (docs/behaviour.md §7.9, §8.1).
 pub struct Volumes {
     pub xtables_lock: Option<Value>,
     pub end_entity: Value,

@@ -1,4 +1,5 @@
-//! The `linkerd-proxy` container (§7.2) and its environment (§7.3).
+//! The `linkerd-proxy` container (docs/behaviour.md §7.2) and its environment (docs/behaviour.md
+//! §7.3).
 //!
 //! The env list is long and its order is part of parity; it is written out here in one
 //! function, top to bottom, in Linkerd's order, with each condition next to its variable.
@@ -161,7 +162,8 @@ fn env(values: &Values, facts: &PodFacts, ns: &str) -> Vec<Value> {
     e.push(field_ref("_pod_nodeName", "spec.nodeName"));
     e.push(var("_pod_containerName", a::PROXY_CONTAINER));
 
-    // Cores (§7.5): the deprecated fixed count wins; no variables at all when nothing is set.
+    // Cores (docs/behaviour.md §7.5): the deprecated fixed count wins; no variables at all when
+    // nothing is set.
     let w = &p.runtime.workers;
     if p.cores != 0 {
         e.push(var("LINKERD2_PROXY_CORES", p.cores.to_string()));
@@ -318,7 +320,8 @@ fn env(values: &Values, facts: &PodFacts, ns: &str) -> Vec<Value> {
             "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH",
             "/var/run/linkerd/podinfo/labels",
         ));
-        // Upstream points at annotations although the volume only has labels.
+        // Upstream points at annotations although the volume only has labels (docs/differences.md
+        //
         e.push(var(
             "LINKERD2_PROXY_TRACE_ANNOTATIONS_PATH",
             "/var/run/linkerd/podinfo/annotations",
