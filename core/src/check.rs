@@ -218,7 +218,7 @@ fn check_workload(
     let (meshed, rendered) = match inject::inject(obj, &req) {
         Ok(out) if out.report.injectable() => {
             for w in out.warnings {
-                messages.push(msg(Level::Warning, "invalid_annotation_value", w, Some(
+                messages.push(msg(Level::Warning, "invalid_annotation_value", w.to_string(), Some(
                     "fix the value (see the annotation reference) or remove the annotation; the config default is used",
                 )));
             }
@@ -263,13 +263,13 @@ fn check_workload(
     }
     // Invalid annotation values are only reported by the core when it renders; check them
     // for unmeshed workloads too, so that turning injection on later does not surprise.
+    let mut effective = ns_ann.clone();
+    effective.retain(|k, _| overrides::is_inherited(k));
+    effective.extend(pod.annotations());
+    let effect = overrides::apply(opts.values.clone(), &effective, pod, Some(ns_ann));
     if !rendered {
-        let mut effective = ns_ann.clone();
-        effective.retain(|k, _| a::INHERITABLE.contains(&k.as_str()));
-        effective.extend(pod.annotations());
-        let mut scratch = opts.values.clone();
-        for w in overrides::apply(&mut scratch, &effective, pod) {
-            messages.push(msg(Level::Warning, "invalid_annotation_value", w, Some(
+        for w in &effect.warnings {
+            messages.push(msg(Level::Warning, "invalid_annotation_value", w.to_string(), Some(
                 "fix the value (see the annotation reference) or remove the annotation; the config default is used",
             )));
         }
@@ -293,13 +293,7 @@ fn check_workload(
             Some("move it to the pod template: spec.template.metadata.annotations"),
         ));
     }
-    let debug_value = pod
-        .annotations()
-        .get(a::ENABLE_DEBUG_SIDECAR)
-        .or_else(|| ns_ann.get(a::ENABLE_DEBUG_SIDECAR))
-        .cloned()
-        .unwrap_or_default();
-    let debug = meshed == Meshed::Yes && crate::parse::go_bool(&debug_value) == Some(true);
+    let debug = meshed == Meshed::Yes && effect.debug_sidecar;
     let identity = (meshed != Meshed::No).then(|| {
         format!(
             "{}.{ns}",
@@ -353,7 +347,7 @@ fn port_lints(pod: &PodTemplate<'_>, messages: &mut Vec<Message>) {
         .flat_map(workload::ports)
         .filter_map(|p| p.get("containerPort").and_then(Value::as_i64))
         .collect();
-    for key in [a::OPAQUE_PORTS, a::SKIP_INBOUND_PORTS] {
+    for key in [overrides::OPAQUE_PORTS, overrides::SKIP_INBOUND_PORTS] {
         let Some(v) = ann.get(key) else { continue };
         for entry in v
             .trim_end_matches(',')

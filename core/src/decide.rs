@@ -5,7 +5,7 @@
 //! differently — the CLI never consults a namespace — so the caller says which it is.
 
 use crate::annotations as a;
-use crate::config::overrides::Annotations;
+use crate::config::overrides::{self, Annotations};
 use crate::config::Values;
 use crate::workload::{Identity, PodTemplate};
 
@@ -288,17 +288,17 @@ pub fn injector_annotations(
     let own = pod.annotations();
     let mut added = Annotations::new();
     added.insert(a::CREATED_BY.to_string(), created_by.to_string());
-    for key in a::INHERITABLE {
-        if let Some(v) = namespace_annotations.get(*key) {
-            if !own.contains_key(*key) {
+    for key in overrides::inherited() {
+        if let Some(v) = namespace_annotations.get(key) {
+            if !own.contains_key(key) {
                 added.insert(key.to_string(), v.clone());
             }
         }
     }
-    if !own.contains_key(a::OPAQUE_PORTS) && !added.contains_key(a::OPAQUE_PORTS) {
+    if !own.contains_key(overrides::OPAQUE_PORTS) && !added.contains_key(overrides::OPAQUE_PORTS) {
         let ports = pod.ports_in(&values.proxy.opaque_ports);
         if !ports.is_empty() {
-            added.insert(a::OPAQUE_PORTS.to_string(), ports.join(","));
+            added.insert(overrides::OPAQUE_PORTS.to_string(), ports.join(","));
         }
     }
     added

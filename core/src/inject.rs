@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::annotations as a;
-use crate::config::overrides::{self, Annotations};
+use crate::config::overrides::{self, Annotations, Warning};
 use crate::config::Values;
 use crate::decide::{self, Origin, Report, SkipReason};
 use crate::patch::PatchBuilder;
@@ -57,7 +57,7 @@ pub struct Outcome {
     pub report: Report,
     pub patch: Vec<PatchOperation>,
     /// Bad annotation values that were ignored, as upstream logs them.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Why an object could not be handled.
@@ -196,8 +196,8 @@ fn annotate(obj: &Value, identity: Identity, req: &Request<'_>) -> Result<Outcom
             added.extend(req.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         ("service", None) => {
-            if let Some(v) = req.overrides.get(a::OPAQUE_PORTS) {
-                added.insert(a::OPAQUE_PORTS.into(), v.clone());
+            if let Some(v) = req.overrides.get(overrides::OPAQUE_PORTS) {
+                added.insert(overrides::OPAQUE_PORTS.into(), v.clone());
             }
         }
         ("service", Some(ns)) => {
@@ -276,7 +276,7 @@ fn full(
     pod: &PodTemplate<'_>,
     report: &Report,
     req: &Request<'_>,
-) -> Result<Vec<String>, InjectError> {
+) -> Result<Vec<Warning>, InjectError> {
     let own = pod.annotations();
     // The annotations we write, and those rendering reads (own + added, minus flag overrides).
     let mut written: Annotations = req.scheduled.clone();
@@ -309,37 +309,11 @@ fn full(
         read.remove(k);
     }
 
-    let mut values = req.values.clone();
-    let mut warnings = overrides::apply(&mut values, &read, pod);
-    if let Some(list) = ns_annotations.and_then(|ns| ns.get(a::PROXY_ADDITIONAL_ENV)) {
-        if let Err(w) = overrides::merge_additional_env(&mut values, list) {
-            warnings.push(w);
-        }
-    }
-    if let Some(list) = read.get(a::PROXY_ADDITIONAL_ENV) {
-        if let Err(w) = overrides::merge_additional_env(&mut values, list) {
-            warnings.push(w);
-        }
-    }
-    let debug = match read.get(a::ENABLE_DEBUG_SIDECAR).filter(|v| !v.is_empty()) {
-        None => false,
-        Some(v) => crate::parse::go_bool(v).unwrap_or_else(|| {
-            warnings.push(format!(
-                "unrecognized value used for the {} annotation: {v}",
-                a::ENABLE_DEBUG_SIDECAR
-            ));
-            false
-        }),
-    };
-    if let Some(v) = read.get(a::CLOSE_WAIT_TIMEOUT).filter(|v| !v.is_empty()) {
-        match crate::parse::go_duration(v) {
-            Some(d) => values.proxy_init.close_wait_timeout_secs = d.whole_seconds(),
-            None => warnings.push(format!(
-                "unrecognized value used for the {} annotation, {v:?} is not a duration",
-                a::CLOSE_WAIT_TIMEOUT
-            )),
-        }
-    }
+    let overrides::Effective {
+        values,
+        debug_sidecar: debug,
+        warnings,
+    } = overrides::apply(req.values.clone(), &read, pod, ns_annotations);
     render::check(&values)?;
     let facts = PodFacts::of(pod, &values);
     let init = if values.cni_enabled {
@@ -455,10 +429,10 @@ fn opaque_ports_patch_for_pod(
     values: &Values,
 ) -> Vec<PatchOperation> {
     let own = pod.raw_annotations();
-    if own.is_some_and(|m| m.contains_key(a::OPAQUE_PORTS)) {
+    if own.is_some_and(|m| m.contains_key(overrides::OPAQUE_PORTS)) {
         return Vec::new();
     }
-    let value = match ns.get(a::OPAQUE_PORTS) {
+    let value = match ns.get(overrides::OPAQUE_PORTS) {
         Some(v) => v.clone(),
         None => pod.ports_in(&values.proxy.opaque_ports).join(","),
     };
@@ -474,10 +448,10 @@ fn opaque_ports_patch_for_service(
     ns: &Annotations,
     values: &Values,
 ) -> Vec<PatchOperation> {
-    if own.is_some_and(|m| m.contains_key(a::OPAQUE_PORTS)) {
+    if own.is_some_and(|m| m.contains_key(overrides::OPAQUE_PORTS)) {
         return Vec::new();
     }
-    let value = match ns.get(a::OPAQUE_PORTS) {
+    let value = match ns.get(overrides::OPAQUE_PORTS) {
         Some(v) => v.clone(),
         None => {
             let defaults: Vec<&str> = values.proxy.opaque_ports.split(',').collect();
@@ -539,7 +513,7 @@ fn opaque_ops(
         b.add(&["metadata", "annotations"], Value::Object(Map::new()));
     }
     b.add(
-        &["metadata", "annotations", a::OPAQUE_PORTS],
+        &["metadata", "annotations", overrides::OPAQUE_PORTS],
         Value::String(value),
     );
     b.finish()

@@ -1,11 +1,11 @@
 //! Proxy flags of `inject` (docs/behaviour.md §6.4): they change the Values, and every change
-//! becomes an override annotation written into the pod templates, so that the cluster's injector
-//! (in the default, annotate-only mode) renders the same proxy.
+//! becomes an override annotation written into the pod templates (the override registry's
+//! `write_back`, in `core/src/config/overrides.rs`), so that the cluster's injector (in the
+//! default, annotate-only mode) renders the same proxy.
 
 use super::args::InjectArgs;
 use super::UsageError;
-use crate::annotations as a;
-use crate::config::overrides::Annotations;
+use crate::config::overrides::{self, Annotations};
 use crate::config::Values;
 use crate::parse;
 
@@ -139,180 +139,12 @@ fn cores(flag: &str, v: &str) -> Result<i64, UsageError> {
         .ok_or_else(|| UsageError::Flag(format!("invalid argument {v:?} for {flag}: out of range")))
 }
 
-/// The override annotations: one for each Values difference the flags made (docs/behaviour.md
-/// §6.4).
-pub fn override_annotations(before: &Values, after: &Values) -> Annotations {
-    let mut o = Annotations::new();
-    let (b, n) = (&before.proxy, &after.proxy);
-    let mut set = |key: &str, changed: bool, v: String| {
-        if changed {
-            o.insert(key.to_string(), v);
-        }
-    };
-    set(
-        a::PROXY_IMAGE,
-        b.image.name != n.image.name,
-        n.image.name.clone(),
-    );
-    set(
-        a::IMAGE_PULL_POLICY,
-        b.image.pull_policy != n.image.pull_policy,
-        n.image.pull_policy.clone(),
-    );
-    set(
-        a::PROXY_VERSION_OVERRIDE,
-        b.image.version != n.image.version,
-        n.image.version.clone(),
-    );
-    set(
-        a::INBOUND_PORT,
-        b.ports.inbound != n.ports.inbound,
-        n.ports.inbound.to_string(),
-    );
-    set(
-        a::OUTBOUND_PORT,
-        b.ports.outbound != n.ports.outbound,
-        n.ports.outbound.to_string(),
-    );
-    set(
-        a::CONTROL_PORT,
-        b.ports.control != n.ports.control,
-        n.ports.control.to_string(),
-    );
-    set(
-        a::ADMIN_PORT,
-        b.ports.admin != n.ports.admin,
-        n.ports.admin.to_string(),
-    );
-    let (bi, ni) = (&before.proxy_init, &after.proxy_init);
-    set(
-        a::SKIP_INBOUND_PORTS,
-        bi.ignore_inbound_ports != ni.ignore_inbound_ports,
-        ni.ignore_inbound_ports.clone(),
-    );
-    set(
-        a::SKIP_OUTBOUND_PORTS,
-        bi.ignore_outbound_ports != ni.ignore_outbound_ports,
-        ni.ignore_outbound_ports.clone(),
-    );
-    set(a::PROXY_UID, b.uid != n.uid, n.uid.to_string());
-    set(
-        a::PROXY_GID,
-        n.gid >= 0 && (b.gid < 0 || b.gid != n.gid),
-        n.gid.to_string(),
-    );
-    set(
-        a::PROXY_LOG_LEVEL,
-        b.log_level != n.log_level,
-        n.log_level.clone(),
-    );
-    set(
-        a::PROXY_LOG_FORMAT,
-        b.log_format != n.log_format,
-        n.log_format.clone(),
-    );
-    let (br, nr) = (&b.resources, &n.resources);
-    set(
-        a::PROXY_CPU_REQUEST,
-        br.cpu.request != nr.cpu.request,
-        nr.cpu.request.clone(),
-    );
-    set(
-        a::PROXY_CPU_LIMIT,
-        br.cpu.limit != nr.cpu.limit,
-        nr.cpu.limit.clone(),
-    );
-    set(
-        a::PROXY_MEMORY_REQUEST,
-        br.memory.request != nr.memory.request,
-        nr.memory.request.clone(),
-    );
-    set(
-        a::PROXY_MEMORY_LIMIT,
-        br.memory.limit != nr.memory.limit,
-        nr.memory.limit.clone(),
-    );
-    set(
-        a::PROXY_EPHEMERAL_STORAGE_REQUEST,
-        br.ephemeral_storage.request != nr.ephemeral_storage.request,
-        nr.ephemeral_storage.request.clone(),
-    );
-    set(
-        a::PROXY_EPHEMERAL_STORAGE_LIMIT,
-        br.ephemeral_storage.limit != nr.ephemeral_storage.limit,
-        nr.ephemeral_storage.limit.clone(),
-    );
-    set(
-        a::ENABLE_EXTERNAL_PROFILES,
-        b.enable_external_profiles != n.enable_external_profiles,
-        n.enable_external_profiles.to_string(),
-    );
-    set(
-        a::DEFAULT_INBOUND_POLICY,
-        b.default_inbound_policy != n.default_inbound_policy,
-        n.default_inbound_policy.clone(),
-    );
-    set(
-        a::PROXY_ENABLE_NATIVE_SIDECAR,
-        b.native_sidecar != n.native_sidecar,
-        n.native_sidecar.to_string(),
-    );
-    set(
-        a::PROXY_WAIT_BEFORE_EXIT_SECONDS,
-        b.wait_before_exit_seconds != n.wait_before_exit_seconds,
-        n.wait_before_exit_seconds.to_string(),
-    );
-    set(
-        a::PROXY_REQUIRE_IDENTITY_INBOUND_PORTS,
-        b.require_identity_on_inbound_ports != n.require_identity_on_inbound_ports,
-        n.require_identity_on_inbound_ports.clone(),
-    );
-    set(
-        a::INJECT,
-        !b.is_ingress && n.is_ingress,
-        a::INJECT_INGRESS.to_string(),
-    );
-    set(
-        a::OPAQUE_PORTS,
-        b.opaque_ports != n.opaque_ports,
-        n.opaque_ports.clone(),
-    );
-    set(
-        a::PROXY_METRICS_HOSTNAME_LABELS,
-        b.metrics.hostname_labels != n.metrics.hostname_labels,
-        n.metrics.hostname_labels.to_string(),
-    );
-    set(
-        a::PROXY_AWAIT,
-        b.r#await != n.r#await,
-        if n.r#await { "enabled" } else { "disabled" }.to_string(),
-    );
-    set(
-        a::ACCESS_LOG,
-        b.access_log != n.access_log,
-        n.access_log.clone(),
-    );
-    set(
-        a::SHUTDOWN_GRACE_PERIOD,
-        b.shutdown_grace_period != n.shutdown_grace_period,
-        n.shutdown_grace_period.clone(),
-    );
-    let (bd, nd) = (&before.debug_container.image, &after.debug_container.image);
-    set(a::DEBUG_IMAGE, bd.name != nd.name, nd.name.clone());
-    set(
-        a::DEBUG_IMAGE_VERSION,
-        bd.version != nd.version,
-        nd.version.clone(),
-    );
-    o
-}
-
 /// Annotations the CLI writes and then reads back like the pod's own (docs/behaviour.md §9.5 step
 /// 1).
 pub fn scheduled_annotations(args: &InjectArgs) -> Result<Annotations, UsageError> {
     let mut s = Annotations::new();
     if args.enable_debug_sidecar == Some(true) {
-        s.insert(a::ENABLE_DEBUG_SIDECAR.into(), "true".into());
+        s.insert(overrides::ENABLE_DEBUG_SIDECAR.into(), "true".into());
     }
     if let Some(v) = &args.close_wait_timeout {
         let d = parse::go_duration(v).ok_or_else(|| {
@@ -321,8 +153,184 @@ pub fn scheduled_annotations(args: &InjectArgs) -> Result<Annotations, UsageErro
             ))
         })?;
         if d.0 != 0 {
-            s.insert(a::CLOSE_WAIT_TIMEOUT.into(), d.to_string());
+            s.insert(overrides::CLOSE_WAIT_TIMEOUT.into(), d.to_string());
         }
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use crate::cli::args::{Cli, Command};
+    use crate::cli::pipeline::InjectPlan;
+
+    /// Arguments that are not proxy settings: inputs, config, mode, output, cluster access.
+    const NOT_PROXY_FLAGS: &[&str] = &[
+        "inputs",
+        "values",
+        "manual",
+        "ignore_cluster",
+        "disable_identity",
+        "linkerd_namespace",
+        "verbose",
+        "output",
+        "kubeconfig",
+        "context",
+        "impersonate",
+        "impersonate_group",
+        "api_addr",
+        "cni_namespace",
+        "help",
+        "version",
+    ];
+
+    /// Each proxy flag with a sample value, and the annotations it must write into pod
+    /// templates (the registry's write-back, or the CLI's own two).
+    const FLAGS: &[(&str, &str, &[&str])] = &[
+        (
+            "registry",
+            "example.com/l5d",
+            &[
+                "config.linkerd.io/proxy-image",
+                "config.linkerd.io/debug-image",
+            ],
+        ),
+        (
+            "proxy_image",
+            "example/proxy",
+            &["config.linkerd.io/proxy-image"],
+        ),
+        ("proxy_version", "v9", &["config.linkerd.io/proxy-version"]),
+        (
+            "image_pull_policy",
+            "Always",
+            &["config.linkerd.io/image-pull-policy"],
+        ),
+        ("inbound_port", "5143", &["config.linkerd.io/inbound-port"]),
+        (
+            "outbound_port",
+            "5140",
+            &["config.linkerd.io/outbound-port"],
+        ),
+        ("admin_port", "5191", &["config.linkerd.io/admin-port"]),
+        ("control_port", "5190", &["config.linkerd.io/control-port"]),
+        (
+            "skip_inbound_ports",
+            "80",
+            &["config.linkerd.io/skip-inbound-ports"],
+        ),
+        (
+            "skip_outbound_ports",
+            "3306",
+            &["config.linkerd.io/skip-outbound-ports"],
+        ),
+        (
+            "require_identity_on_inbound_ports",
+            "8080",
+            &["config.linkerd.io/proxy-require-identity-inbound-ports"],
+        ),
+        ("opaque_ports", "3000", &["config.linkerd.io/opaque-ports"]),
+        ("proxy_uid", "2103", &["config.linkerd.io/proxy-uid"]),
+        ("proxy_gid", "2103", &["config.linkerd.io/proxy-gid"]),
+        (
+            "proxy_log_level",
+            "debug",
+            &["config.linkerd.io/proxy-log-level"],
+        ),
+        (
+            "proxy_cpu_request",
+            "1",
+            &["config.linkerd.io/proxy-cpu-request"],
+        ),
+        (
+            "proxy_cpu_limit",
+            "2",
+            &["config.linkerd.io/proxy-cpu-limit"],
+        ),
+        (
+            "proxy_memory_request",
+            "64Mi",
+            &["config.linkerd.io/proxy-memory-request"],
+        ),
+        (
+            "proxy_memory_limit",
+            "1Gi",
+            &["config.linkerd.io/proxy-memory-limit"],
+        ),
+        ("proxy_cpu", "1", &["config.linkerd.io/proxy-cpu-request"]),
+        (
+            "proxy_memory",
+            "64Mi",
+            &["config.linkerd.io/proxy-memory-request"],
+        ),
+        (
+            "enable_external_profiles",
+            "true",
+            &["config.linkerd.io/enable-external-profiles"],
+        ),
+        (
+            "default_inbound_policy",
+            "deny",
+            &["config.linkerd.io/default-inbound-policy"],
+        ),
+        (
+            "native_sidecar",
+            "false",
+            &["config.linkerd.io/proxy-enable-native-sidecar"],
+        ),
+        (
+            "wait_before_exit_seconds",
+            "10",
+            &["config.alpha.linkerd.io/proxy-wait-before-exit-seconds"],
+        ),
+        ("ingress", "true", &["linkerd.io/inject"]),
+        (
+            "enable_debug_sidecar",
+            "true",
+            &["config.linkerd.io/enable-debug-sidecar"],
+        ),
+        (
+            "close_wait_timeout",
+            "1m",
+            &["config.linkerd.io/close-wait-timeout"],
+        ),
+    ];
+
+    /// A flag that sets a proxy setting and is not written back would be dropped silently in
+    /// annotate-only mode: every flag of `inject` is either listed above, with what it writes,
+    /// or not a proxy setting.
+    #[test]
+    fn every_proxy_flag_is_written_into_the_pod_templates() {
+        let cli = Cli::command();
+        let inject = cli.find_subcommand("inject").expect("an inject subcommand");
+        for arg in inject.get_arguments() {
+            let id = arg.get_id().as_str();
+            assert!(
+                NOT_PROXY_FLAGS.contains(&id) || FLAGS.iter().any(|(f, _, _)| *f == id),
+                "--{id} is neither a proxy flag with its write-back in FLAGS nor listed as \
+                 not a proxy setting"
+            );
+        }
+        for (flag, value, keys) in FLAGS {
+            let arg = format!("--{}={value}", flag.replace('_', "-"));
+            let cli = Cli::try_parse_from(["proxy-injector", "inject", &arg, "-"])
+                .unwrap_or_else(|e| panic!("{arg}: {e}"));
+            let Command::Inject(args) = cli.command else {
+                panic!("{arg}: not inject");
+            };
+            let plan = InjectPlan::from_args(&args).unwrap_or_else(|e| panic!("{arg}: {e}"));
+            let mut written: Vec<&str> = plan
+                .overrides
+                .keys()
+                .chain(plan.scheduled.keys())
+                .map(String::as_str)
+                .collect();
+            written.sort_unstable();
+            let mut expected = keys.to_vec();
+            expected.sort_unstable();
+            assert_eq!(written, expected, "{arg}");
+        }
+    }
 }

@@ -75,7 +75,7 @@ impl InjectPlan {
         let mut values = base.clone();
         flags::apply(args, &mut values)?;
         Ok(InjectPlan {
-            overrides: flags::override_annotations(&base, &values),
+            overrides: crate::config::overrides::write_back(&base, &values),
             scheduled: flags::scheduled_annotations(args)?,
             values,
             created_by: format!("proxy-injector/cli {}", crate::VERSION),

@@ -27,8 +27,7 @@ use super::config::ConfigStore;
 use super::events::EventSink;
 use super::limits::{BodyError, Limits, Received};
 use super::metrics::{Metrics, OutcomeLabels, RequestLabels, ResponseLabels};
-use crate::annotations as a;
-use crate::config::overrides::Annotations;
+use crate::config::overrides::{self, Annotations};
 use crate::decide::Origin;
 use crate::inject::{self, InjectError, Mode, Outcome, Request};
 use crate::render::RenderError;
@@ -466,11 +465,7 @@ async fn handle(
 /// D-2 (docs/behaviour.md): when a rendering error comes from an annotation the pod carries (or
 /// inherits), the pod is denied with a message naming it; otherwise the config is at fault.
 fn annotation_cause(e: &RenderError, obj: &Value, ns: &Annotations) -> Option<String> {
-    let key = match e {
-        RenderError::LogHttpHeaders => a::PROXY_LOG_HTTP_HEADERS,
-        RenderError::CloseWaitNeedsRoot => a::CLOSE_WAIT_TIMEOUT,
-        _ => return None,
-    };
+    let key = overrides::blamed_annotation(e)?;
     let own = workload::string_map(
         obj.get("metadata")
             .and_then(|m| m.get("annotations"))

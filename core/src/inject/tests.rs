@@ -118,8 +118,11 @@ fn webhook_inherits_namespace_annotations_and_filters_default_opaque_ports() {
     let v = values("x");
     let mut ns = Annotations::new();
     ns.insert(a::INJECT.into(), "enabled".into());
-    ns.insert(a::PROXY_LOG_LEVEL.into(), "debug".into());
-    ns.insert(a::PROXY_CPU_RATIO_LIMIT.into(), "0.5".into()); // not inheritable
+    ns.insert("config.linkerd.io/proxy-log-level".into(), "debug".into());
+    ns.insert(
+        "config.linkerd.io/proxy-cpu-ratio-limit".into(),
+        "0.5".into(),
+    ); // not inheritable
     let empty = Annotations::new();
     let out = inject(&pod, &webhook_request(&v, &ns, &empty)).unwrap();
     assert_eq!(out.report.annotation_at, decide::AnnotationAt::Namespace);
@@ -186,7 +189,10 @@ fn skipped_pods_and_services_get_only_the_opaque_ports_annotation() {
 fn namespace_opaque_ports_value_is_plain_json() {
     let v = values("x");
     let mut ns = Annotations::new();
-    ns.insert(a::OPAQUE_PORTS.into(), "1&2<3>\"'+".into());
+    ns.insert(
+        crate::config::overrides::OPAQUE_PORTS.into(),
+        "1&2<3>\"'+".into(),
+    );
     let empty = Annotations::new();
     let svc = json!({"kind": "Service", "metadata": {"name": "s", "annotations": {"x": "y"}}, "spec": {}});
     let out = inject(&svc, &webhook_request(&v, &ns, &empty)).unwrap();
