@@ -5,7 +5,6 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use proxy_injector::config::{self, overrides::Annotations};
-use proxy_injector::decide::Origin;
 use proxy_injector::inject::{inject, Mode, Request};
 use serde_json::{json, Value};
 
@@ -40,17 +39,7 @@ fn bench(c: &mut Criterion) {
     values.identity_trust_anchors_pem =
         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into();
     let empty = Annotations::new();
-    let req = Request {
-        values: &values,
-        mode: Mode::Full,
-        origin: Origin::Cli,
-        control_plane_ns: "linkerd",
-        created_by: "bench",
-        overrides: &empty,
-        scheduled: &empty,
-        owner: None,
-        namespace: None,
-    };
+    let req = Request::cli(&values, "linkerd", "bench", Mode::Full, &empty, &empty);
     for (name, pod) in [("typical", typical_pod()), ("2000-env", env_heavy_pod())] {
         c.bench_function(&format!("inject/{name}"), |b| {
             b.iter(|| inject(std::hint::black_box(&pod), &req).expect("injects"))
@@ -88,20 +77,14 @@ fn review(c: &mut Criterion) {
     }))
     .expect("a review");
     let ns: Annotations = [("linkerd.io/inject".to_string(), "enabled".to_string())].into();
-    let empty = Annotations::new();
-    let req = Request {
-        values: &values,
-        mode: Mode::Full,
-        origin: Origin::Webhook {
-            namespace_annotations: &ns,
-        },
-        control_plane_ns: "linkerd",
-        created_by: "bench",
-        overrides: &empty,
-        scheduled: &empty,
-        owner: Some(("deployment", "web")),
-        namespace: Some("shop"),
-    };
+    let req = Request::webhook(
+        &values,
+        "linkerd",
+        "bench",
+        "shop",
+        &ns,
+        Some(("deployment", "web")),
+    );
     c.bench_function("review/decode", |b| {
         b.iter(|| decode_request(std::hint::black_box(&body)).expect("decodes"))
     });

@@ -9,7 +9,6 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use proxy_injector::config::{self, overrides::Annotations, Values};
-use proxy_injector::decide::Origin;
 use proxy_injector::inject::{inject, Mode, Request};
 use proxy_injector::uninject::uninject;
 use serde_json::{json, Map, Value};
@@ -141,17 +140,7 @@ fn workload() -> impl Strategy<Value = Value> {
 }
 
 fn request<'a>(v: &'a Values, empty: &'a Annotations) -> Request<'a> {
-    Request {
-        values: v,
-        mode: Mode::Full,
-        origin: Origin::Cli,
-        control_plane_ns: "linkerd",
-        created_by: "proptest",
-        overrides: empty,
-        scheduled: empty,
-        owner: None,
-        namespace: None,
-    }
+    Request::cli(v, "linkerd", "proptest", Mode::Full, empty, empty)
 }
 
 /// The CLI's pipeline on one object: uninject, inject, apply.

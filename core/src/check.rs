@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::annotations as a;
 use crate::config::overrides::{self, port_range, Annotations, NamedPorts};
 use crate::config::Values;
-use crate::decide::{Origin, SkipReason};
-use crate::inject::{self, InjectError, Mode, Request};
+use crate::decide::{self, SkipReason};
+use crate::inject::{self, Request};
 use crate::workload::{self, string_map, Category, Identity, PodTemplate};
 
 /// How bad a finding is; `--fail-on` picks the level that fails the run.
@@ -95,16 +95,6 @@ fn msg(level: Level, code: &str, text: impl Into<String>, hint: Option<&str>) ->
 
 /// Checks every workload among `docs` (List items included), in order.
 pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
-    // The trust anchors live in the cluster; a verdict does not depend on them.
-    let mut values = opts.values.clone();
-    if values.identity_trust_anchors_pem.trim().is_empty() {
-        values.identity_trust_anchors_pem =
-            "placeholder: check does not need the trust anchors".into();
-    }
-    let opts = &Options {
-        values: &values,
-        ..*opts
-    };
     let objects: Vec<&Value> = docs
         .iter()
         .flat_map(|d| match d.get("kind").and_then(Value::as_str) {
@@ -200,79 +190,59 @@ fn check_workload(
     ns_ann: &Annotations,
     opts: &Options<'_>,
 ) -> Row {
-    let empty = Annotations::new();
-    let req = Request {
-        values: opts.values,
-        mode: Mode::Full,
-        origin: Origin::Webhook {
-            namespace_annotations: ns_ann,
-        },
-        control_plane_ns: opts.control_plane_ns,
-        created_by: "check",
-        overrides: &empty,
-        scheduled: &empty,
-        owner: None,
-        namespace: Some(ns),
-    };
+    let req = Request::webhook(
+        opts.values,
+        opts.control_plane_ns,
+        "check",
+        ns,
+        ns_ann,
+        None,
+    );
+    let report = decide::assess(id.clone(), pod, opts.values, req.origin());
+    // The webhook's effective annotations and Values, computed for unmeshed workloads too, so
+    // that bad values are reported before turning injection on surprises anyone.
+    let resolved = inject::resolve(pod, &report, &req);
+    let bad_values = resolved.warnings.iter().map(|w| {
+        msg(Level::Warning, "invalid_annotation_value", w.to_string(), Some(
+            "fix the value (see the annotation reference) or remove the annotation; the config default is used",
+        ))
+    });
     let mut messages = Vec::new();
-    let (meshed, rendered) = match inject::inject(obj, &req) {
-        Ok(out) if out.report.injectable() => {
-            for w in out.warnings {
-                messages.push(msg(Level::Warning, "invalid_annotation_value", w.to_string(), Some(
-                    "fix the value (see the annotation reference) or remove the annotation; the config default is used",
-                )));
+    let meshed = if !report.injectable() {
+        let linkerd_proxy = pod
+            .all_containers()
+            .any(|c| workload::str_field(c, "name") == a::PROXY_CONTAINER);
+        for r in report.reasons() {
+            let (level, hint) = reason_level(r);
+            if r == SkipReason::SidecarExists && linkerd_proxy {
+                continue;
             }
-            (Meshed::Yes, true)
+            messages.push(msg(level, r.code(), r.text(), hint));
         }
-        Ok(out) => {
-            let linkerd_proxy = pod
-                .all_containers()
-                .any(|c| workload::str_field(c, "name") == a::PROXY_CONTAINER);
-            for r in out.report.reasons() {
-                let (level, hint) = reason_level(r);
-                if r == SkipReason::SidecarExists && linkerd_proxy {
-                    continue;
-                }
-                messages.push(msg(level, r.code(), r.text(), hint));
-            }
-            let meshed = if linkerd_proxy {
-                Meshed::Already
-            } else {
-                Meshed::No
-            };
-            (meshed, false)
+        if linkerd_proxy {
+            Meshed::Already
+        } else {
+            Meshed::No
         }
-        Err(InjectError::Render(e)) => {
-            messages.push(msg(
-                Level::Error,
-                "render_error",
-                format!("the webhook would deny this pod: {e}"),
-                Some("fix the annotation or value named in the message"),
-            ));
-            (Meshed::No, false)
-        }
-        Err(e) => {
-            messages.push(msg(Level::Error, "invalid_workload", e.to_string(), None));
-            (Meshed::No, false)
-        }
+    } else if let Err(e) = inject::renderable(&resolved) {
+        messages.push(msg(
+            Level::Error,
+            "render_error",
+            format!("the webhook would deny this pod: {e}"),
+            Some("fix the annotation or value named in the message"),
+        ));
+        Meshed::No
+    } else {
+        messages.extend(bad_values.clone());
+        Meshed::Yes
     };
     if pod.has_udp() {
         messages.push(msg(Level::Warning, "udp_ports_enabled", crate::decide::UDP_TEXT, Some(
             "UDP is not proxied: mark the port in config.linkerd.io/skip-inbound-ports, or accept it",
         )));
     }
-    // Invalid annotation values are only reported by the core when it renders; check them
-    // for unmeshed workloads too, so that turning injection on later does not surprise.
-    let mut effective = ns_ann.clone();
-    effective.retain(|k, _| overrides::is_inherited(k));
-    effective.extend(pod.annotations());
-    let effect = overrides::apply(opts.values.clone(), &effective, pod, Some(ns_ann));
-    if !rendered {
-        for w in &effect.warnings {
-            messages.push(msg(Level::Warning, "invalid_annotation_value", w.to_string(), Some(
-                "fix the value (see the annotation reference) or remove the annotation; the config default is used",
-            )));
-        }
+    if meshed != Meshed::Yes {
+        messages.extend(bad_values);
     }
     port_lints(pod, &mut messages);
     let top = string_map(
@@ -293,7 +263,7 @@ fn check_workload(
             Some("move it to the pod template: spec.template.metadata.annotations"),
         ));
     }
-    let debug = meshed == Meshed::Yes && effect.debug_sidecar;
+    let debug = meshed == Meshed::Yes && resolved.debug_sidecar;
     let identity = (meshed != Meshed::No).then(|| {
         format!(
             "{}.{ns}",

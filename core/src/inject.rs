@@ -26,29 +26,100 @@ pub enum Mode {
     AnnotateOnly,
 }
 
-/// Everything the core needs besides the object.
+/// Everything the core needs besides the object. Built by [`Request::cli`] or
+/// [`Request::webhook`]: what differs between the two callers is in [`Caller`], and the core
+/// reads it in [`inject`] (what to do) and [`resolve`] (what to write).
 #[derive(Clone, Debug)]
 pub struct Request<'a> {
-    /// The configured Values (for the CLI, with its flags already applied).
-    pub values: &'a Values,
-    pub mode: Mode,
-    pub origin: Origin<'a>,
+    values: &'a Values,
     /// The Linkerd control-plane namespace.
-    pub control_plane_ns: &'a str,
+    control_plane_ns: &'a str,
     /// The value of `linkerd.io/created-by`.
-    pub created_by: &'a str,
-    /// Annotations written into every annotated or injected pod template without being read
-    /// back: the CLI's flag overrides, which the Values already carry. Where a pod template
-    /// has its own value for one of these keys, the flag wins (docs/differences.md Q-18).
-    pub overrides: &'a Annotations,
-    /// Annotations written into every pod template and read as if the pod had them
-    /// (the CLI's `enable-debug-sidecar` and `close-wait-timeout`).
-    pub scheduled: &'a Annotations,
-    /// Webhook: the pod's owner `(lower-cased kind, name)` for `linkerd.io/proxy-<kind>`.
-    /// CLI: `None`, the manifest's own kind and name are used.
-    pub owner: Option<(&'a str, &'a str)>,
-    /// Webhook: the admission request's namespace (for `linkerd.io/workload-ns`).
-    pub namespace: Option<&'a str>,
+    created_by: &'a str,
+    caller: Caller<'a>,
+}
+
+/// Who asks, and what only that caller knows.
+#[derive(Clone, Debug)]
+pub enum Caller<'a> {
+    /// `inject` on a manifest: no namespace, no cluster.
+    Cli {
+        mode: Mode,
+        /// Written into every annotated or injected pod template without being read back:
+        /// the flags' override annotations, which the Values already carry. Where a pod
+        /// template has its own value for one of these keys, the flag wins
+        /// (docs/differences.md Q-18).
+        overrides: &'a Annotations,
+        /// Written into every pod template and read as if the pod had them (the CLI's
+        /// `enable-debug-sidecar` and `close-wait-timeout`).
+        scheduled: &'a Annotations,
+    },
+    /// An admission review: a Pod or a Service, in a namespace the cluster knows.
+    Webhook {
+        /// The admission request's namespace (for `linkerd.io/workload-ns`).
+        namespace: &'a str,
+        namespace_annotations: &'a Annotations,
+        /// The pod's owner `(lower-cased kind, name)` for `linkerd.io/proxy-<kind>`.
+        owner: Option<(&'a str, &'a str)>,
+    },
+}
+
+impl<'a> Request<'a> {
+    /// The CLI's request: `values` with the flags applied, their override annotations, and
+    /// the annotations it writes and reads back.
+    pub fn cli(
+        values: &'a Values,
+        control_plane_ns: &'a str,
+        created_by: &'a str,
+        mode: Mode,
+        overrides: &'a Annotations,
+        scheduled: &'a Annotations,
+    ) -> Request<'a> {
+        Request {
+            values,
+            control_plane_ns,
+            created_by,
+            caller: Caller::Cli {
+                mode,
+                overrides,
+                scheduled,
+            },
+        }
+    }
+
+    /// The webhook's request for an object in `namespace`, always full injection.
+    pub fn webhook(
+        values: &'a Values,
+        control_plane_ns: &'a str,
+        created_by: &'a str,
+        namespace: &'a str,
+        namespace_annotations: &'a Annotations,
+        owner: Option<(&'a str, &'a str)>,
+    ) -> Request<'a> {
+        Request {
+            values,
+            control_plane_ns,
+            created_by,
+            caller: Caller::Webhook {
+                namespace,
+                namespace_annotations,
+                owner,
+            },
+        }
+    }
+
+    /// The decision's view of the caller (docs/behaviour.md §5.3).
+    pub fn origin(&self) -> Origin<'a> {
+        match self.caller {
+            Caller::Cli { .. } => Origin::Cli,
+            Caller::Webhook {
+                namespace_annotations,
+                ..
+            } => Origin::Webhook {
+                namespace_annotations,
+            },
+        }
+    }
 }
 
 /// What the core decided, and the patch that carries it out.
@@ -88,49 +159,51 @@ pub fn inject(obj: &Value, req: &Request<'_>) -> Result<Outcome, InjectError> {
     let Some(pod) = workload::locate(obj, tokens)? else {
         return Ok(untouched(Report::without_template(identity, false)));
     };
-    let mut report = decide::assess(identity, &pod, req.values, req.origin);
-    let cli = matches!(req.origin, Origin::Cli);
-    if cli && req.mode != Mode::Full && pod.labels().contains_key(a::CONTROL_PLANE_COMPONENT_LABEL)
-    {
-        return Err(InjectError::ControlPlaneNeedsManual);
-    }
-    if !report.injectable() {
-        if cli {
-            refuse_unless_opted_out(&report)?;
-            return Ok(untouched(report));
-        }
-        let patch = match req.origin {
-            Origin::Webhook {
-                namespace_annotations,
-            } => opaque_ports_patch_for_pod(&pod, namespace_annotations, req.values),
-            Origin::Cli => Vec::new(),
-        };
-        return Ok(Outcome {
-            report,
-            patch,
-            warnings: Vec::new(),
-        });
-    }
-    if cli && !req.overrides.is_empty() {
-        report.annotated = true;
-    }
+    let mut report = decide::assess(identity, &pod, req.values, req.origin());
     let mut b = PatchBuilder::new(tokens);
-    let warnings = match req.mode {
-        Mode::AnnotateOnly => {
-            let mut added: Annotations = req.overrides.clone();
-            added.extend(req.scheduled.iter().map(|(k, v)| (k.clone(), v.clone())));
-            if !req.values.proxy.is_ingress {
-                added.insert(a::INJECT.into(), a::INJECT_ENABLED.into());
-            }
-            metadata_ops(&mut b, &pod, &added, None);
-            Vec::new()
+    match req.caller {
+        Caller::Webhook {
+            namespace_annotations,
+            ..
+        } if !report.injectable() => {
+            let patch = opaque_ports_patch_for_pod(&pod, namespace_annotations, req.values);
+            return Ok(Outcome {
+                report,
+                patch,
+                warnings: Vec::new(),
+            });
         }
-        Mode::Full => full(&mut b, &pod, &report, req)?,
-    };
+        Caller::Webhook { .. } => {}
+        Caller::Cli {
+            mode, overrides, ..
+        } => {
+            let control_plane = pod.labels().contains_key(a::CONTROL_PLANE_COMPONENT_LABEL);
+            if mode != Mode::Full && control_plane {
+                return Err(InjectError::ControlPlaneNeedsManual);
+            }
+            if !report.injectable() {
+                refuse_unless_opted_out(&report)?;
+                return Ok(untouched(report));
+            }
+            if !overrides.is_empty() {
+                report.annotated = true;
+            }
+            if mode == Mode::AnnotateOnly {
+                annotate_only(&mut b, &pod, req);
+                return Ok(Outcome {
+                    report,
+                    patch: b.finish(),
+                    warnings: Vec::new(),
+                });
+            }
+        }
+    }
+    let resolved = resolve(&pod, &report, req);
+    emit(&mut b, &pod, &resolved, req.control_plane_ns)?;
     Ok(Outcome {
         report,
         patch: b.finish(),
-        warnings,
+        warnings: resolved.warnings,
     })
 }
 
@@ -184,24 +257,25 @@ fn annotate(obj: &Value, identity: Identity, req: &Request<'_>) -> Result<Outcom
         }
     };
     let mut added = Annotations::new();
-    let namespace_annotations = match req.origin {
-        Origin::Cli => None,
-        Origin::Webhook {
-            namespace_annotations,
-        } => Some(namespace_annotations),
-    };
-    match (report.identity.kind.as_str(), namespace_annotations) {
-        ("namespace", None) => {
+    match (report.identity.kind.as_str(), &req.caller) {
+        ("namespace", Caller::Cli { overrides, .. }) => {
             added.insert(a::INJECT.into(), a::INJECT_ENABLED.into());
-            added.extend(req.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+            added.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        ("service", None) => {
-            if let Some(v) = req.overrides.get(overrides::OPAQUE_PORTS) {
+        ("service", Caller::Cli { overrides, .. }) => {
+            if let Some(v) = overrides.get(overrides::OPAQUE_PORTS) {
                 added.insert(overrides::OPAQUE_PORTS.into(), v.clone());
             }
         }
-        ("service", Some(ns)) => {
-            let patch = opaque_ports_patch_for_service(obj, existing, ns, req.values);
+        (
+            "service",
+            Caller::Webhook {
+                namespace_annotations,
+                ..
+            },
+        ) => {
+            let patch =
+                opaque_ports_patch_for_service(obj, existing, namespace_annotations, req.values);
             return Ok(Outcome {
                 report,
                 patch,
@@ -270,63 +344,92 @@ fn map_ops(
     }
 }
 
-/// Full injection (docs/behaviour.md §7, §8.1).
-fn full(
-    b: &mut PatchBuilder,
-    pod: &PodTemplate<'_>,
-    report: &Report,
-    req: &Request<'_>,
-) -> Result<Vec<Warning>, InjectError> {
-    let own = pod.annotations();
-    // The annotations we write, and those rendering reads (own + added, minus flag overrides).
-    let mut written: Annotations = req.scheduled.clone();
-    let (ns_annotations, owner_label) = match req.origin {
-        Origin::Cli => {
-            written.insert(a::CREATED_BY.into(), req.created_by.into());
-            let owner = (report.identity.kind != "pod")
-                .then(|| (report.identity.kind.clone(), report.identity.name.clone()));
-            (None, owner)
-        }
-        Origin::Webhook {
-            namespace_annotations,
+/// docs/behaviour.md §8.2: the CLI's default mode writes only annotations (its overrides, the
+/// scheduled ones and `linkerd.io/inject: enabled`, unless ingress mode says `ingress`
+/// instead); the cluster's injector does the rest.
+fn annotate_only(b: &mut PatchBuilder, pod: &PodTemplate<'_>, req: &Request<'_>) {
+    let mut added = Annotations::new();
+    if let Caller::Cli {
+        overrides,
+        scheduled,
+        ..
+    } = req.caller
+    {
+        added.extend(
+            overrides
+                .iter()
+                .chain(scheduled)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    if !req.values.proxy.is_ingress {
+        added.insert(a::INJECT.into(), a::INJECT_ENABLED.into());
+    }
+    metadata_ops(b, pod, &added, None);
+}
+
+/// One pod's injection, resolved: everything [`emit`] needs, computed once.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The Values after the pod's overrides (docs/behaviour.md §6.3).
+    pub values: Values,
+    pub debug_sidecar: bool,
+    /// The annotations the patch writes into the pod (docs/behaviour.md §7.1).
+    pub annotations: Annotations,
+    /// The labels the patch writes into the pod.
+    pub labels: Annotations,
+    /// The first app container's capabilities and service-account mount, the inbound ports.
+    pub facts: PodFacts,
+    /// Override values that were ignored.
+    pub warnings: Vec<Warning>,
+}
+
+/// Computes what injecting `pod` takes, for an injectable `report`: the annotations the caller
+/// adds (docs/behaviour.md §6.1), the Values they and the pod's own annotations give
+/// (the override registry), and the labels.
+pub fn resolve(pod: &PodTemplate<'_>, report: &Report, req: &Request<'_>) -> Resolved {
+    // What the caller adds; `read` is what rendering reads: the pod's own annotations and the
+    // added ones, minus the CLI's flag overrides (the Values already carry them).
+    let mut added = Annotations::new();
+    let mut read = pod.annotations();
+    let (namespace_annotations, owner, workload_ns) = match req.caller {
+        Caller::Cli {
+            overrides,
+            scheduled,
+            ..
         } => {
-            written.extend(decide::injector_annotations(
+            added.extend(scheduled.iter().map(|(k, v)| (k.clone(), v.clone())));
+            added.insert(a::CREATED_BY.into(), req.created_by.into());
+            read.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+            read.retain(|k, _| !overrides.contains_key(k));
+            // The overrides are written over the pod's own values: the flag wins in both
+            // (docs/differences.md Q-18).
+            added.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let id = &report.identity;
+            let owner = (id.kind != "pod").then(|| (id.kind.clone(), id.name.clone()));
+            (None, owner, id.namespace.clone().unwrap_or_default())
+        }
+        Caller::Webhook {
+            namespace,
+            namespace_annotations,
+            owner,
+        } => {
+            added = decide::injector_annotations(
                 pod,
                 namespace_annotations,
                 req.values,
                 req.created_by,
-            ));
-            let owner = req.owner.filter(|(k, _)| OWNER_LABEL_KINDS.contains(k));
-            (
-                Some(namespace_annotations),
-                owner.map(|(k, n)| (k.to_string(), n.to_string())),
-            )
+            );
+            read.extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let owner = owner.filter(|(kind, _)| OWNER_LABEL_KINDS.contains(kind));
+            let owner = owner.map(|(k, n)| (k.to_string(), n.to_string()));
+            (Some(namespace_annotations), owner, namespace.to_string())
         }
     };
-    let mut read: Annotations = own.clone();
-    read.extend(written.iter().map(|(k, v)| (k.clone(), v.clone())));
-    for k in req.overrides.keys() {
-        read.remove(k);
-    }
-
-    let overrides::Effective {
-        values,
-        debug_sidecar: debug,
-        warnings,
-    } = overrides::apply(req.values.clone(), &read, pod, ns_annotations);
-    render::check(&values)?;
-    let facts = PodFacts::of(pod, &values);
-    let init = if values.cni_enabled {
-        render::network_validator(&values)
-    } else {
-        render::init_container(&values, &facts)?
-    };
-    let proxy = render::proxy_container(&values, &facts, req.control_plane_ns);
-
-    // Metadata.
-    written.extend(req.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-    written.insert(a::PROXY_VERSION.into(), values.proxy_version().into());
-    written.insert(
+    let effective = overrides::apply(req.values.clone(), &read, pod, namespace_annotations);
+    let values = effective.values;
+    added.insert(a::PROXY_VERSION.into(), values.proxy_version().into());
+    added.insert(
         a::TRUST_ROOT_SHA256.into(),
         sha256_hex(&values.identity_trust_anchors_pem),
     );
@@ -335,19 +438,63 @@ fn full(
         a::CONTROL_PLANE_NS_LABEL.into(),
         req.control_plane_ns.into(),
     );
-    if let Some((kind, name)) = owner_label {
+    if let Some((kind, name)) = owner {
         labels.insert(format!("{}{kind}", a::PROXY_OWNER_LABEL_PREFIX), name);
     }
-    let workload_ns = match req.namespace {
-        Some(ns) => ns.to_string(),
-        None => report.identity.namespace.clone().unwrap_or_default(),
-    };
     labels.insert(a::WORKLOAD_NS_LABEL.into(), workload_ns);
-    metadata_ops(b, pod, &written, Some(&labels));
+    Resolved {
+        facts: PodFacts::of(pod, &values),
+        values,
+        debug_sidecar: effective.debug_sidecar,
+        annotations: added,
+        labels,
+        warnings: effective.warnings,
+    }
+}
 
-    // Containers and volumes, in Linkerd's op order; a pod with no `spec` at all (found by
-    // fuzzing) gets one first, or every op below would point into nothing.
-    let native = values.proxy.native_sidecar;
+/// Whether `resolved` can be rendered, trust anchors aside (they live in the cluster, and
+/// `check` does not have them): what the webhook would deny or fail on. [`emit`] checks the
+/// same, in the same order, as it renders.
+pub fn renderable(resolved: &Resolved) -> Result<(), RenderError> {
+    render::check(&resolved.values)?;
+    if !resolved.values.cni_enabled {
+        render::init_container(&resolved.values, &resolved.facts)?;
+    }
+    Ok(())
+}
+
+/// Turns `resolved` into the patch, in Linkerd's op order (docs/behaviour.md §8.1):
+///
+/// 1. the pod's metadata, annotations and labels (each map created first if it is missing,
+///    keys sorted), because the API server applies ops in order and an op cannot add below a
+///    parent that does not exist;
+/// 2. the empty `volumes` and `initContainers` lists, for the same reason;
+/// 3. the xtables-lock volume and the init container (or the CNI network validator) at the
+///    front of `initContainers` when the proxy is a native sidecar (it must start after it),
+///    appended otherwise;
+/// 4. the debug container, appended;
+/// 5. the identity volumes, appended;
+/// 6. the proxy: right after the init container as a native sidecar; first among
+///    `containers` when the app must await it; appended otherwise.
+pub fn emit(
+    b: &mut PatchBuilder,
+    pod: &PodTemplate<'_>,
+    resolved: &Resolved,
+    control_plane_ns: &str,
+) -> Result<(), RenderError> {
+    let values = &resolved.values;
+    render::require_trust_anchors(values)?;
+    render::check(values)?;
+    let init = if values.cni_enabled {
+        render::network_validator(values)
+    } else {
+        render::init_container(values, &resolved.facts)?
+    };
+    let proxy = render::proxy_container(values, &resolved.facts, control_plane_ns);
+    metadata_ops(b, pod, &resolved.annotations, Some(&resolved.labels));
+
+    // A pod with no `spec` at all (found by fuzzing) gets one first, or every op below would
+    // point into nothing.
     if pod.spec().is_none() {
         b.add(&["spec"], Value::Object(Map::new()));
     }
@@ -357,24 +504,27 @@ fn full(
     if pod.init_containers().is_empty() {
         b.add(&["spec", "initContainers"], Value::Array(Vec::new()));
     }
-    let first_init_slot = if native { "0" } else { "-" };
-    let vols = render::volumes(&values);
+    let native = values.proxy.native_sidecar;
+    let vols = render::volumes(values);
     if let Some(v) = vols.xtables_lock {
         b.add(&["spec", "volumes", "-"], v);
     }
-    b.add(&["spec", "initContainers", first_init_slot], init);
-    if debug {
-        if pod
-            .spec()
-            .and_then(|s| s.get("containers"))
-            .and_then(Value::as_array)
-            .is_none()
-        {
+    b.add(
+        &["spec", "initContainers", if native { "0" } else { "-" }],
+        init,
+    );
+    let has_containers = pod
+        .spec()
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .is_some();
+    if resolved.debug_sidecar {
+        if !has_containers {
             b.add(&["spec", "containers"], Value::Array(Vec::new()));
         }
         b.add(
             &["spec", "containers", "-"],
-            render::debug_container(&values),
+            render::debug_container(values),
         );
     }
     b.add(&["spec", "volumes", "-"], vols.end_entity);
@@ -387,19 +537,13 @@ fn full(
     if native {
         b.add(&["spec", "initContainers", "1"], proxy);
     } else {
-        if pod
-            .spec()
-            .and_then(|s| s.get("containers"))
-            .and_then(Value::as_array)
-            .is_none()
-            && !debug
-        {
+        if !has_containers && !resolved.debug_sidecar {
             b.add(&["spec", "containers"], Value::Array(Vec::new()));
         }
         let slot = if values.proxy.r#await { "0" } else { "-" };
         b.add(&["spec", "containers", slot], proxy);
     }
-    Ok(warnings)
+    Ok(())
 }
 
 /// Owner kinds that get a `linkerd.io/proxy-<kind>` label from the webhook (docs/behaviour.md

@@ -20,8 +20,7 @@ use clap::Parser;
 use kube::core::admission::AdmissionResponse;
 use proxy_injector::cli::{self, Cli, Output};
 use proxy_injector::config::{self, overrides::Annotations, Values};
-use proxy_injector::decide::Origin;
-use proxy_injector::inject::{self, Mode, Request};
+use proxy_injector::inject::{self, Request};
 use proxy_injector::manifest;
 use proxy_injector::webhook::admission;
 
@@ -157,21 +156,14 @@ fn example_values() -> &'static Values {
 }
 
 fn request<'a>(ns_annotations: &'a Annotations, namespace: &'a str) -> Request<'a> {
-    static EMPTY: OnceLock<Annotations> = OnceLock::new();
-    let empty = EMPTY.get_or_init(Annotations::new);
-    Request {
-        values: example_values(),
-        mode: Mode::Full,
-        origin: Origin::Webhook {
-            namespace_annotations: ns_annotations,
-        },
-        control_plane_ns: "linkerd",
-        created_by: "proxy-injector/fuzz",
-        overrides: empty,
-        scheduled: empty,
-        owner: Some(("deployment", "web")),
-        namespace: Some(namespace),
-    }
+    Request::webhook(
+        example_values(),
+        "linkerd",
+        "proxy-injector/fuzz",
+        namespace,
+        ns_annotations,
+        Some(("deployment", "web")),
+    )
 }
 
 pub fn admission(data: &[u8]) {

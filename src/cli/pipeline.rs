@@ -13,7 +13,7 @@ use super::input::{self, Stream};
 use super::report::{self, Style};
 use super::{flags, Output, UsageError};
 use crate::config::{self, Values};
-use crate::decide::{Origin, Report};
+use crate::decide::Report;
 use crate::inject::{self, Mode, Request};
 use crate::manifest::{self, Format};
 use crate::uninject;
@@ -90,17 +90,14 @@ impl InjectPlan {
 
     /// The core request for every document of the run.
     pub fn request(&self) -> Request<'_> {
-        Request {
-            values: &self.values,
-            mode: self.mode,
-            origin: Origin::Cli,
-            control_plane_ns: &self.control_plane_ns,
-            created_by: &self.created_by,
-            overrides: &self.overrides,
-            scheduled: &self.scheduled,
-            owner: None,
-            namespace: None,
-        }
+        Request::cli(
+            &self.values,
+            &self.control_plane_ns,
+            &self.created_by,
+            self.mode,
+            &self.overrides,
+            &self.scheduled,
+        )
     }
 }
 

@@ -28,8 +28,7 @@ use super::events::EventSink;
 use super::limits::{BodyError, Limits, Received};
 use super::metrics::{Metrics, OutcomeLabels, RequestLabels, ResponseLabels};
 use crate::config::overrides::{self, Annotations};
-use crate::decide::Origin;
-use crate::inject::{self, InjectError, Mode, Outcome, Request};
+use crate::inject::{self, InjectError, Outcome, Request};
 use crate::render::RenderError;
 use crate::workload;
 
@@ -379,20 +378,14 @@ async fn handle(
     let (ns_ann, own, obj) = (ns_annotations.clone(), owner.clone(), Arc::new(obj));
     let obj_for_core = obj.clone();
     let result = blocking(paid, move || {
-        let empty = Annotations::new();
-        let request = Request {
-            values: &values,
-            mode: Mode::Full,
-            origin: Origin::Webhook {
-                namespace_annotations: &ns_ann,
-            },
-            control_plane_ns: &control_plane_ns,
-            created_by: &created_by,
-            overrides: &empty,
-            scheduled: &empty,
-            owner: own.as_ref().map(|o| (o.kind.as_str(), o.name.as_str())),
-            namespace: Some(&ns),
-        };
+        let request = Request::webhook(
+            &values,
+            &control_plane_ns,
+            &created_by,
+            &ns,
+            &ns_ann,
+            own.as_ref().map(|o| (o.kind.as_str(), o.name.as_str())),
+        );
         inject::inject(&obj_for_core, &request)
     })
     .await?;

@@ -14,8 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::overrides::Annotations;
 use crate::config::{self, Values};
-use crate::decide::Origin;
-use crate::inject::{self, Mode, Request};
+use crate::inject::{self, Request};
 
 use super::metrics::Metrics;
 
@@ -136,19 +135,14 @@ fn renders(values: &Values) -> Result<(), String> {
         }
     });
     let empty = Annotations::new();
-    let request = Request {
+    let request = Request::webhook(
         values,
-        mode: Mode::Full,
-        origin: Origin::Webhook {
-            namespace_annotations: &empty,
-        },
-        control_plane_ns: "linkerd",
-        created_by: "proxy-injector/config-check",
-        overrides: &empty,
-        scheduled: &empty,
-        owner: None,
-        namespace: Some("default"),
-    };
+        "linkerd",
+        "proxy-injector/config-check",
+        "default",
+        &empty,
+        None,
+    );
     // A sample pod the values choose not to inject is no fault of theirs; one they cannot
     // render is.
     inject::inject(&pod, &request)

@@ -10,24 +10,15 @@ fn values(anchors: &str) -> Values {
     v
 }
 
-fn webhook_request<'a>(
-    values: &'a Values,
-    ns: &'a Annotations,
-    empty: &'a Annotations,
-) -> Request<'a> {
-    Request {
+fn webhook_request<'a>(values: &'a Values, ns: &'a Annotations) -> Request<'a> {
+    Request::webhook(
         values,
-        mode: Mode::Full,
-        origin: Origin::Webhook {
-            namespace_annotations: ns,
-        },
-        control_plane_ns: "linkerd",
-        created_by: "proxy-injector/webhook test",
-        overrides: empty,
-        scheduled: empty,
-        owner: Some(("deployment", "owner-deployment")),
-        namespace: Some("kube-public"),
-    }
+        "linkerd",
+        "proxy-injector/webhook test",
+        "kube-public",
+        ns,
+        Some(("deployment", "owner-deployment")),
+    )
 }
 
 fn cli_request<'a>(
@@ -36,17 +27,7 @@ fn cli_request<'a>(
     overrides: &'a Annotations,
     empty: &'a Annotations,
 ) -> Request<'a> {
-    Request {
-        values,
-        mode,
-        origin: Origin::Cli,
-        control_plane_ns: "linkerd",
-        created_by: "t",
-        overrides,
-        scheduled: empty,
-        owner: None,
-        namespace: None,
-    }
+    Request::cli(values, "linkerd", "t", mode, overrides, empty)
 }
 
 fn paths(ops: &[PatchOperation]) -> Vec<String> {
@@ -63,8 +44,8 @@ fn webhook_patch_has_linkerds_op_order() {
                   "readinessProbe": {"httpGet": {"port": 9090}}}]}
     });
     let v = values("IdentityTrustAnchorsPEM");
-    let (ns, empty) = (Annotations::new(), Annotations::new());
-    let out = inject(&pod, &webhook_request(&v, &ns, &empty)).unwrap();
+    let ns = Annotations::new();
+    let out = inject(&pod, &webhook_request(&v, &ns)).unwrap();
     assert!(out.report.injectable());
     assert_eq!(
         paths(&out.patch),
@@ -123,8 +104,7 @@ fn webhook_inherits_namespace_annotations_and_filters_default_opaque_ports() {
         "config.linkerd.io/proxy-cpu-ratio-limit".into(),
         "0.5".into(),
     ); // not inheritable
-    let empty = Annotations::new();
-    let out = inject(&pod, &webhook_request(&v, &ns, &empty)).unwrap();
+    let out = inject(&pod, &webhook_request(&v, &ns)).unwrap();
     assert_eq!(out.report.annotation_at, decide::AnnotationAt::Namespace);
     let p = paths(&out.patch);
     assert_eq!(
@@ -150,13 +130,13 @@ fn webhook_inherits_namespace_annotations_and_filters_default_opaque_ports() {
 #[test]
 fn skipped_pods_and_services_get_only_the_opaque_ports_annotation() {
     let v = values("x");
-    let (ns, empty) = (Annotations::new(), Annotations::new());
+    let ns = Annotations::new();
     let pod = json!({
         "kind": "Pod", "metadata": {"name": "p", "annotations": {"a": "b"}},
         "spec": {"initContainers": [{"name": "i", "ports": [{"containerPort": 11211}]}],
                  "containers": [{"name": "c", "ports": [{"containerPort": 3306}]}]}
     });
-    let out = inject(&pod, &webhook_request(&v, &ns, &empty)).unwrap();
+    let out = inject(&pod, &webhook_request(&v, &ns)).unwrap();
     assert_eq!(out.report.reasons(), [SkipReason::InjectAnnotationAbsent]);
     assert_eq!(
         paths(&out.patch),
@@ -176,7 +156,7 @@ fn skipped_pods_and_services_get_only_the_opaque_ports_annotation() {
             {"port": 9093, "targetPort": "named"}
         ]}
     });
-    let out = inject(&svc, &webhook_request(&v, &ns, &empty)).unwrap();
+    let out = inject(&svc, &webhook_request(&v, &ns)).unwrap();
     let patch = serde_json::to_value(&out.patch).unwrap();
     assert_eq!(
         patch[0],
@@ -193,9 +173,8 @@ fn namespace_opaque_ports_value_is_plain_json() {
         crate::config::overrides::OPAQUE_PORTS.into(),
         "1&2<3>\"'+".into(),
     );
-    let empty = Annotations::new();
     let svc = json!({"kind": "Service", "metadata": {"name": "s", "annotations": {"x": "y"}}, "spec": {}});
-    let out = inject(&svc, &webhook_request(&v, &ns, &empty)).unwrap();
+    let out = inject(&svc, &webhook_request(&v, &ns)).unwrap();
     assert_eq!(
         serde_json::to_value(&out.patch).unwrap()[0]["value"],
         json!("1&2<3>\"'+")
@@ -265,7 +244,7 @@ fn wrong_types_are_errors_naming_the_field() {
 #[test]
 fn a_pod_without_a_spec_gets_one_before_the_ops_under_it() {
     let v = values("IdentityTrustAnchorsPEM");
-    let (ns, empty) = (Annotations::new(), Annotations::new());
+    let ns = Annotations::new();
     let ns: Annotations = [("linkerd.io/inject".to_string(), "enabled".to_string())]
         .into_iter()
         .chain(ns)
@@ -274,7 +253,7 @@ fn a_pod_without_a_spec_gets_one_before_the_ops_under_it() {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"}}),
         json!({"apiVersion": "v1", "kind": "Pod"}),
     ] {
-        let out = inject(&pod, &webhook_request(&v, &ns, &empty)).unwrap();
+        let out = inject(&pod, &webhook_request(&v, &ns)).unwrap();
         assert!(out.report.injectable());
         let mut patched = pod.clone();
         json_patch::patch(&mut patched, &out.patch).expect("the patch applies");
@@ -290,7 +269,6 @@ fn a_pod_without_a_spec_gets_one_before_the_ops_under_it() {
 #[test]
 fn the_opaque_ports_patch_creates_missing_metadata() {
     let v = values("IdentityTrustAnchorsPEM");
-    let empty = Annotations::new();
     let ns: Annotations = [
         ("linkerd.io/inject".to_string(), "disabled".to_string()),
         (
@@ -301,7 +279,7 @@ fn the_opaque_ports_patch_creates_missing_metadata() {
     .into();
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
                      "spec": {"containers": [{"name": "db", "image": "postgres", "ports": [{"containerPort": 5432}]}]}});
-    let out = inject(&pod, &webhook_request(&v, &ns, &empty)).unwrap();
+    let out = inject(&pod, &webhook_request(&v, &ns)).unwrap();
     assert!(
         !out.patch.is_empty(),
         "the opaque-ports annotation is added"

@@ -203,11 +203,17 @@ pub fn tracing_enabled(values: &Values) -> bool {
     values.proxy.tracing.as_ref().is_some_and(|t| t.enabled)
 }
 
-/// Checks the config-wide preconditions of rendering, before anything is built.
-pub fn check(values: &Values) -> Result<(), RenderError> {
+/// The trust anchors the proxy is given: the one precondition `check` cannot know offline.
+pub fn require_trust_anchors(values: &Values) -> Result<(), RenderError> {
     if values.identity_trust_anchors_pem.trim().is_empty() {
         return Err(RenderError::TrustAnchors);
     }
+    Ok(())
+}
+
+/// Checks the config-wide preconditions of rendering (the trust anchors aside), before
+/// anything is built.
+pub fn check(values: &Values) -> Result<(), RenderError> {
     if !matches!(
         values.proxy.log_http_headers.as_str(),
         "" | "off" | "insecure"
