@@ -1,6 +1,8 @@
 //! The webhook end to end: the real binary over real TLS (HTTP/2 and HTTP/1.1) on loopback,
 //! with namespaces, ReplicaSets and Jobs served by a local stand-in for the Kubernetes API
-//! (`common/kube_api.rs`, not a real API server).
+//! (`common/kube_api.rs`, not a real API server): the protocol, bad requests, the handler
+//! carrying out verdicts (metrics, Events), the caches and the config. What the webhook
+//! decides for each review is tested in-process, in `src/webhook/verdict/tests.rs`.
 
 mod common;
 
@@ -179,191 +181,38 @@ async fn bad_requests_get_their_status_and_message() {
     assert_eq!(post("", json, big).await.0, 413, "a body over 6 MiB");
 }
 
+/// The handler carries out a skip verdict: the metric with its reason and the Event on the
+/// owner. (Every skip reason, dry runs, Services and owners are decided in-process:
+/// `src/webhook/verdict/tests.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_skip_reason_is_answered_counted_and_recorded() {
-    let (api, wh) =
-        setup("linkerdVersion: test-version\nidentity:\n  serviceAccountTokenProjection: false\n")
-            .await;
-    api.add_namespace("bad-ns", json!({"linkerd.io/inject": "sometimes"}));
-    api.add_replicaset("plain", "a-1", Some("a"));
-    api.add_replicaset("shop", "b-1", Some("b"));
-    api.add_replicaset("bad-ns", "c-1", Some("c"));
-    api.add_replicaset("shop", "d-1", Some("d"));
-    api.add_replicaset("shop", "e-1", Some("e"));
-    api.add_replicaset("shop", "f-1", Some("f"));
-    wait_for("replicasets cached", || true).await;
-    let mut host = owned_by(
-        pod("a-1-x", json!({"linkerd.io/inject": "enabled"}), &[]),
-        "ReplicaSet",
-        "a-1",
-    );
-    host["spec"]["hostNetwork"] = json!(true);
-    let mut sidecar = owned_by(pod("b-1-x", json!({}), &[]), "ReplicaSet", "b-1");
-    sidecar["spec"]["containers"][0]["name"] = json!("istio-proxy");
-    let mut automount = owned_by(pod("f-1-x", json!({}), &[]), "ReplicaSet", "f-1");
-    automount["spec"]["containers"][0]["volumeMounts"] = json!([]);
-    let cases = [
-        ("plain", host, "host_network_enabled", "hostNetwork is enabled"),
-        ("shop", sidecar, "sidecar_already_exists", "pod has a sidecar injected already"),
-        ("bad-ns", owned_by(pod("c-1-x", json!({}), &[]), "ReplicaSet", "c-1"), "invalid_inject_annotation_at_ns",
-         "invalid value for annotation \"linkerd.io/inject\" at namespace"),
-        ("shop", owned_by(pod("d-1-x", json!({"linkerd.io/inject": "disabled"}), &[]), "ReplicaSet", "d-1"),
-         "injection_disable_annotation_present", "pod has the annotation \"linkerd.io/inject:disabled\""),
-        ("shop", owned_by(pod("e-1-x", json!({"linkerd.io/inject": "yes"}), &[]), "ReplicaSet", "e-1"),
-         "invalid_inject_annotation_at_workload", "invalid value for annotation \"linkerd.io/inject\" at workload"),
-        ("shop", automount, "disabled_automount_service_account_token_account",
-         "automountServiceAccountToken set to \"false\", with Values.identity.serviceAccountTokenProjection set to \"false\""),
-        ("plain", pod("bare", json!({}), &[]), "injection_enable_annotation_absent",
-         "neither the namespace nor the pod have the annotation \"linkerd.io/inject:enabled\""),
-    ];
-    for (i, (ns, p, code, _)) in cases.iter().enumerate() {
-        let body = wh
-            .review(&admission_review(
-                "admission.k8s.io/v1",
-                &format!("u{i}"),
-                ns,
-                p,
-                false,
-            ))
-            .await;
-        assert_eq!(body["response"]["allowed"], json!(true), "{code}");
-        assert!(
-            body["response"].get("patch").is_none(),
-            "{code}: no patch: {body}"
-        );
-        let metrics = wh.metrics().await;
-        assert!(
-            metrics.contains(&format!("skip=\"true\",skip_reason=\"{code}\"")),
-            "{code} not counted:\n{metrics}"
-        );
-    }
-    // One InjectionSkipped event per owned pod (the bare pod has none, docs/differences.md Q-24).
-    wait_for("six events", || api.events().len() >= 6).await;
-    let notes: Vec<String> = api
-        .events()
-        .iter()
-        .map(|e| e["note"].as_str().unwrap_or("").to_string())
-        .collect();
-    for (_, _, _, text) in &cases[..6] {
-        let want = format!("Linkerd sidecar proxy injection skipped: {text}");
-        assert!(
-            notes.iter().any(|n| n == &want),
-            "missing event {want:?} in {notes:?}"
-        );
-    }
-    assert!(api
-        .events()
-        .iter()
-        .all(|e| e["reason"] == json!("InjectionSkipped")));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_run_gets_the_same_patch_and_no_event() {
+async fn a_skipped_pod_is_counted_and_recorded() {
     let (api, wh) = setup(VALUES).await;
+    api.add_replicaset("shop", "d-1", Some("d"));
     let p = owned_by(
-        pod("web-7d9f8b6c5-dry", json!({}), &[8080]),
+        pod("d-1-x", json!({"linkerd.io/inject": "disabled"}), &[]),
         "ReplicaSet",
-        "web-7d9f8b6c5",
+        "d-1",
     );
-    let dry = wh
+    let body = wh
         .review(&admission_review(
             "admission.k8s.io/v1",
-            "d1",
+            "u1",
             "shop",
             &p,
-            true,
-        ))
-        .await;
-    let real = wh
-        .review(&admission_review(
-            "admission.k8s.io/v1",
-            "d2",
-            "shop",
-            &p,
-            false,
-        ))
-        .await;
-    let strip = |mut p: Value| {
-        for op in p.as_array_mut().unwrap() {
-            if op["path"] == json!("/metadata/annotations/linkerd.io~1created-by") {
-                op["value"] = json!("");
-            }
-        }
-        p
-    };
-    assert_eq!(
-        strip(patch_of(&dry).unwrap()),
-        strip(patch_of(&real).unwrap())
-    );
-    wait_for("the real review's event", || !api.events().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        api.events().len(),
-        1,
-        "only the non-dry-run review records an event"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn services_and_skipped_pods_get_the_opaque_ports_annotation() {
-    let (_api, wh) = setup(VALUES).await;
-    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
-        "spec": {"ports": [{"port": 9090, "targetPort": 3306}, {"port": 5432, "targetPort": 9091},
-                           {"port": 3306}, {"port": 9093, "targetPort": "named"}]}});
-    let body = wh
-        .review(&admission_review(
-            "admission.k8s.io/v1",
-            "s1",
-            "plain",
-            &svc,
-            false,
-        ))
-        .await;
-    assert_eq!(
-        patch_of(&body).unwrap(),
-        json!([{"op": "add", "path": "/metadata/annotations", "value": {}},
-               {"op": "add", "path": "/metadata/annotations/config.linkerd.io~1opaque-ports", "value": "9090,3306"}])
-    );
-    let mut p = pod("cache", json!({"a": "b"}), &[3306]);
-    p["spec"]["initContainers"] =
-        json!([{"name": "init", "image": "x", "ports": [{"containerPort": 11211}]}]);
-    let body = wh
-        .review(&admission_review(
-            "admission.k8s.io/v1",
-            "s2",
-            "plain",
-            &p,
-            false,
-        ))
-        .await;
-    assert_eq!(
-        patch_of(&body).unwrap(),
-        json!([{"op": "add", "path": "/metadata/annotations/config.linkerd.io~1opaque-ports", "value": "11211,3306"}])
-    );
-    // Other kinds and operations pass with no patch.
-    let cm =
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
-    let body = wh
-        .review(&admission_review(
-            "admission.k8s.io/v1",
-            "s3",
-            "plain",
-            &cm,
             false,
         ))
         .await;
     assert_eq!(body["response"]["allowed"], json!(true));
-    assert!(body["response"].get("patch").is_none());
-    let mut update = admission_review(
-        "admission.k8s.io/v1",
-        "s4",
-        "shop",
-        &pod("p", json!({}), &[]),
-        false,
+    assert!(body["response"].get("patch").is_none(), "{body}");
+    let metrics = wh.metrics().await;
+    assert!(
+        metrics.contains("skip=\"true\",skip_reason=\"injection_disable_annotation_present\""),
+        "not counted:\n{metrics}"
     );
-    update["request"]["operation"] = json!("UPDATE");
-    let body = wh.review(&update).await;
-    assert!(body["response"].get("patch").is_none());
+    wait_for("the event", || !api.events().is_empty()).await;
+    let event = &api.events()[0];
+    assert_eq!(event["reason"], json!("InjectionSkipped"));
+    assert_eq!(event["regarding"]["name"], json!("d"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,8 +279,10 @@ async fn namespace_annotations_are_inherited_and_follow_watch_events() {
     }
 }
 
+/// Owner lookups read the cache, and make one direct GET for a ReplicaSet it has not seen.
+/// (How owners resolve is decided in-process: `src/webhook/verdict/tests.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn owners_resolve_like_linkerd() {
+async fn owner_lookups_use_the_cache_and_one_get_on_a_miss() {
     let (api, wh) = setup(VALUES).await;
     let label_ops = |body: &Value| -> Vec<String> {
         paths(&patch_of(body).unwrap())
@@ -439,7 +290,7 @@ async fn owners_resolve_like_linkerd() {
             .filter(|p| p.starts_with("/metadata/labels/linkerd.io~1proxy-"))
             .collect()
     };
-    // Job owned by a CronJob: no owner label (docs/differences.md Q-23), events on the CronJob.
+    // A Job the cache holds, owned by a CronJob: the Event goes to the CronJob.
     let p = owned_by(
         pod("report-29384-abc", json!({}), &[]),
         "Job",
@@ -458,21 +309,6 @@ async fn owners_resolve_like_linkerd() {
     wait_for("the cronjob event", || !api.events().is_empty()).await;
     assert_eq!(api.events()[0]["regarding"]["kind"], json!("CronJob"));
     assert_eq!(api.events()[0]["regarding"]["name"], json!("report"));
-    // A StatefulSet pod: labelled by its direct owner.
-    let p = owned_by(pod("db-0", json!({}), &[]), "StatefulSet", "db");
-    let body = wh
-        .review(&admission_review(
-            "admission.k8s.io/v1",
-            "o2",
-            "shop",
-            &p,
-            false,
-        ))
-        .await;
-    assert_eq!(
-        label_ops(&body),
-        ["/metadata/labels/linkerd.io~1proxy-statefulset"]
-    );
     // A ReplicaSet the cache has not seen: one direct GET, then proxy-replicaset.
     let gets = api.gets();
     let p = owned_by(pod("orphan-1-x", json!({}), &[]), "ReplicaSet", "orphan-1");
@@ -508,6 +344,8 @@ async fn owners_resolve_like_linkerd() {
     assert_eq!(api.gets(), gets, "cached lookups make no request");
 }
 
+/// A pod's bad annotation is denied by the real handler; a values file that cannot render
+/// is refused at load, and reviews go on with the last good config.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pods_bad_annotation_is_denied_and_a_config_that_cannot_render_is_refused() {
     let (_api, wh) = setup(VALUES).await;
@@ -531,8 +369,6 @@ async fn a_pods_bad_annotation_is_denied_and_a_config_that_cannot_render_is_refu
         msg.contains("config.linkerd.io/proxy-log-http-headers"),
         "{msg}"
     );
-    // A values file with an unsupported iptables mode cannot render: it is refused at load,
-    // and reviews go on with the last good config.
     wh.write_values("linkerdVersion: test-version\nproxyInit:\n  iptablesMode: magic\n");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !wh.log().contains("iptablesMode") {

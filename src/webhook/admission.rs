@@ -16,21 +16,18 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request as HttpRequest, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
-use kube::runtime::events::{Event, EventType};
 use serde_json::Value;
 
 use super::args::OnError;
-use super::cache::{CacheError, Caches, Owner};
+use super::cache::Caches;
 use super::config::ConfigStore;
 use super::events::EventSink;
 use super::limits::{BodyError, Limits, Received};
-use super::metrics::{Metrics, OutcomeLabels, RequestLabels, ResponseLabels};
-use crate::config::overrides::{self, Annotations};
-use crate::inject::{self, InjectError, Outcome, Request};
-use crate::render::RenderError;
-use crate::workload;
+use super::metrics::{Metrics, OutcomeLabels};
+pub use super::verdict::object_value;
+use super::verdict::{self, Context, Fault, Step, Verdict};
 
 /// Everything a review needs, shared by all requests.
 pub struct AppState {
@@ -43,38 +40,6 @@ pub struct AppState {
     pub request_timeout: Duration,
     pub limits: Limits,
     pub on_error: OnError,
-}
-
-/// A fault that is not the pod's: answered as `--on-error` says.
-#[derive(Debug, thiserror::Error)]
-enum Fault {
-    #[error("the Linkerd config has not been loaded from the config directory")]
-    NoConfig,
-    #[error("the namespace, replicaset and job caches have not synced yet")]
-    NotSynced,
-    #[error(transparent)]
-    Cache(#[from] CacheError),
-    #[error("cannot inject: {0}")]
-    Core(String),
-    #[error("review worker failed: {0}")]
-    Join(String),
-    #[error("review deadline of {0:?} passed")]
-    Deadline(Duration),
-}
-
-impl Fault {
-    /// The `reason` label of `proxy_injector_review_faults_total`.
-    fn reason(&self) -> &'static str {
-        match self {
-            Fault::NoConfig => "no_config",
-            Fault::NotSynced => "not_synced",
-            Fault::Cache(CacheError::RateLimited { .. }) => "lookup_rate_limited",
-            Fault::Cache(_) => "lookup_failed",
-            Fault::Core(_) => "render_failed",
-            Fault::Join(_) => "worker_failed",
-            Fault::Deadline(_) => "deadline",
-        }
-    }
 }
 
 /// `POST /`.
@@ -330,170 +295,43 @@ fn object_name(d: &Decoded) -> String {
         .to_string()
 }
 
-/// The object for the core: as sent, with `kind` from the request when the object lacks it.
-pub fn object_value(mut obj: Value, fallback_kind: &str) -> Value {
-    if let Value::Object(map) = &mut obj {
-        map.entry("kind")
-            .or_insert_with(|| Value::String(fallback_kind.to_string()));
-    }
-    obj
-}
-
+/// The decision on the review (`verdict.rs`), carried out: the core's half on the blocking
+/// pool for a large review, then the log, the metrics and the Event.
 async fn handle(
     state: &AppState,
     decoded: Decoded,
     paid: &Arc<Received>,
 ) -> Result<(AdmissionResponse, &'static str), Fault> {
-    let Decoded { req, object } = decoded;
-    let allow = AdmissionResponse::from(&req);
-    if req.operation != Operation::Create {
-        return Ok((allow, "ignored"));
-    }
-    let Some(object) = object else {
-        return Ok((allow, "ignored"));
-    };
-    let obj = object_value(object, &req.kind.kind);
-    let kind = obj
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_lowercase();
-    if kind != "pod" && kind != "service" {
-        return Ok((allow, "ignored"));
-    }
-    let values = state.config.current().ok_or(Fault::NoConfig)?;
-    if !state.caches.synced() {
-        return Err(Fault::NotSynced);
-    }
-    let ns = req.namespace.clone().unwrap_or_default();
-    let ns_annotations = state.caches.namespace_annotations(&ns).await?;
-    let owner = if kind == "pod" {
-        Some(state.caches.owner(&obj, &ns).await?)
-    } else {
-        None
-    };
-
-    let control_plane_ns = state.control_plane_ns.clone();
-    let created_by = state.created_by.clone();
-    let (ns_ann, own, obj) = (ns_annotations.clone(), owner.clone(), Arc::new(obj));
-    let obj_for_core = obj.clone();
-    let result = blocking(paid, move || {
-        let request = Request::webhook(
-            &values,
-            &control_plane_ns,
-            &created_by,
-            &ns,
-            &ns_ann,
-            own.as_ref().map(|o| (o.kind.as_str(), o.name.as_str())),
-        );
-        inject::inject(&obj_for_core, &request)
-    })
-    .await?;
-    let ns = req.namespace.clone().unwrap_or_default();
-    let owner_kind = owner
-        .as_ref()
-        .map(|o| o.metric_kind().to_string())
-        .unwrap_or_default();
-    let outcome = match result {
-        Ok(o) => o,
-        Err(InjectError::Render(e)) => {
-            return match annotation_cause(&e, &obj, &ns_annotations) {
-                Some(message) => Ok((allow.deny(message), "denied")),
-                None => Err(Fault::Core(e.to_string())),
+    let uid = decoded.req.uid.clone();
+    let verdict = match verdict::prepare(decoded, state.config.current(), &state.caches).await? {
+        Step::Decided(v) => *v,
+        Step::Core(prepared) => {
+            let ctx = Context {
+                control_plane_ns: state.control_plane_ns.clone(),
+                created_by: state.created_by.clone(),
             };
+            blocking(paid, move || verdict::judge(&prepared, &ctx)).await??
         }
-        Err(e) => return Err(Fault::Core(e.to_string())),
     };
-    let Outcome {
-        report,
-        patch,
+    let Verdict {
+        response,
+        outcome,
+        request,
+        response_labels,
+        event,
         warnings,
-    } = outcome;
-    for w in &warnings {
-        tracing::warn!(uid = %req.uid, namespace = %ns, "{w}");
-    }
-    let annotation_at = report.annotation_at.label().to_string();
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            owner_kind: owner_kind.clone(),
-            namespace: ns.clone(),
-            annotation_at: annotation_at.clone(),
-        })
-        .inc();
-    let injected = report.injectable();
-    if !req.dry_run {
-        if let Some(owner) = owner.as_ref() {
-            record_event(state, owner, injected, &report.reason_texts());
+    } = verdict;
+    if let Some(labels) = request {
+        for w in &warnings {
+            tracing::warn!(%uid, namespace = %labels.namespace, "{w}");
         }
+        state.metrics.requests.get_or_create(&labels).inc();
     }
-    let respond = |skip: bool, reason: String| {
-        state
-            .metrics
-            .responses
-            .get_or_create(&ResponseLabels {
-                owner_kind: owner_kind.clone(),
-                namespace: ns.clone(),
-                skip: skip.to_string(),
-                skip_reason: reason,
-                annotation_at: annotation_at.clone(),
-            })
-            .inc();
-    };
-    if patch.is_empty() {
-        if kind == "pod" {
-            respond(true, report.reason_codes());
-        }
-        return Ok((allow, "skipped"));
+    if let Some(labels) = response_labels {
+        state.metrics.responses.get_or_create(&labels).inc();
     }
-    respond(false, String::new());
-    let decision = if injected { "injected" } else { "patched" };
-    let response = allow
-        .with_patch(json_patch::Patch(patch))
-        .map_err(|e| Fault::Core(format!("encoding the patch: {e}")))?;
-    Ok((response, decision))
-}
-
-/// D-2 (docs/behaviour.md): when a rendering error comes from an annotation the pod carries (or
-/// inherits), the pod is denied with a message naming it; otherwise the config is at fault.
-fn annotation_cause(e: &RenderError, obj: &Value, ns: &Annotations) -> Option<String> {
-    let key = overrides::blamed_annotation(e)?;
-    let own = workload::string_map(
-        obj.get("metadata")
-            .and_then(|m| m.get("annotations"))
-            .and_then(Value::as_object),
-    );
-    let value = own.get(key).or_else(|| ns.get(key))?;
-    Some(format!("{e} (annotation {key}: {value:?})"))
-}
-
-/// Queues the Event for the owner; the sink sends it in the background (`events.rs`).
-fn record_event(state: &AppState, owner: &Owner, injected: bool, reasons: &str) {
-    let (Some(events), Some(reference)) = (state.events.as_ref(), owner.reference.clone()) else {
-        return;
-    };
-    if owner.metric_kind().is_empty() {
-        return;
+    if let (Some(events), Some((reference, event))) = (state.events.as_ref(), event) {
+        events.record(reference, event);
     }
-    let event = if injected {
-        Event {
-            type_: EventType::Normal,
-            reason: "Injected".into(),
-            note: Some("Linkerd sidecar proxy injected".into()),
-            action: "Injected".into(),
-            secondary: None,
-        }
-    } else {
-        Event {
-            type_: EventType::Normal,
-            reason: "InjectionSkipped".into(),
-            note: Some(format!(
-                "Linkerd sidecar proxy injection skipped: {reasons}"
-            )),
-            action: "InjectionSkipped".into(),
-            secondary: None,
-        }
-    };
-    events.record(reference, event);
+    Ok((response, outcome))
 }

@@ -16,18 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::verdict::{Lookup, OwnerKind};
+use crate::config::overrides::Annotations;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
-use serde_json::Value;
-
-use crate::config::overrides::Annotations;
 
 /// The cluster could not tell us what we need; the review is answered as a fault.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -58,50 +56,6 @@ const MISS_CACHE_ENTRIES: u64 = 10_000;
 struct Misses {
     answers: moka::future::Cache<String, Option<Arc<kube::core::ObjectMeta>>>,
     bucket: governor::DefaultDirectRateLimiter,
-}
-
-/// The pod's owner as Linkerd resolves it (docs/behaviour.md §10.5).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Owner {
-    /// Lower-cased kind: `deployment`, `cronjob`, `replicaset`, `pod`, …
-    pub kind: String,
-    pub name: String,
-    /// Where to record Events; `None` for a bare pod (it does not exist yet).
-    pub reference: Option<ObjectReference>,
-}
-
-/// Kinds upstream's resource table knows; other owners get `owner_kind=""` and no events.
-const KNOWN_OWNER_KINDS: &[&str] = &[
-    "cronjob",
-    "configmap",
-    "deployment",
-    "daemonset",
-    "endpoints",
-    "endpointslices",
-    "job",
-    "mutatingwebhookconfig",
-    "namespace",
-    "node",
-    "pod",
-    "replicationcontroller",
-    "replicaset",
-    "serverauthorization",
-    "secret",
-    "serviceprofile",
-    "service",
-    "statefulset",
-    "server",
-];
-
-impl Owner {
-    /// The `owner_kind` metric label.
-    pub fn metric_kind(&self) -> &str {
-        if KNOWN_OWNER_KINDS.contains(&self.kind.as_str()) {
-            &self.kind
-        } else {
-            ""
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -203,47 +157,6 @@ impl Caches {
             .map_err(|e| (*e).clone())
     }
 
-    /// Resolves the owner of `pod` in namespace `ns` (docs/behaviour.md §10.5).
-    pub async fn owner(&self, pod: &Value, ns: &str) -> Result<Owner, CacheError> {
-        let meta = pod.get("metadata");
-        let refs: Vec<OwnerReference> = meta
-            .and_then(|m| m.get("ownerReferences"))
-            .and_then(|r| serde_json::from_value(r.clone()).ok())
-            .unwrap_or_default();
-        let [single] = refs.as_slice() else {
-            let name = meta
-                .and_then(|m| m.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            return Ok(Owner {
-                kind: "pod".into(),
-                name: name.to_string(),
-                reference: None,
-            });
-        };
-        let direct = owner_of(single, ns);
-        match single.kind.as_str() {
-            "Job" => {
-                let job = self.job(ns, &single.name).await?;
-                Ok(match job.as_ref().and_then(single_owner) {
-                    Some(parent) => owner_of(&parent, ns),
-                    None => direct,
-                })
-            }
-            "ReplicaSet" => {
-                let rs = self.replicaset(ns, &single.name).await?;
-                let parent = rs.as_ref().and_then(single_owner).filter(|p| {
-                    matches!(
-                        p.kind.to_lowercase().as_str(),
-                        "job" | "statefulset" | "daemonset" | "deployment"
-                    )
-                });
-                Ok(parent.map(|p| owner_of(&p, ns)).unwrap_or(direct))
-            }
-            _ => Ok(direct),
-        }
-    }
-
     async fn replicaset(
         &self,
         ns: &str,
@@ -258,6 +171,29 @@ impl Caches {
         name: &str,
     ) -> Result<Option<kube::core::ObjectMeta>, CacheError> {
         cached_or_get(self, &self.jobs, ns, name, "job").await
+    }
+}
+
+/// What reviews ask of the cluster, answered from the reflectors (and a bounded GET on a miss).
+impl Lookup for Caches {
+    fn synced(&self) -> bool {
+        Caches::synced(self)
+    }
+
+    async fn namespace_annotations(&self, ns: &str) -> Result<Annotations, CacheError> {
+        Caches::namespace_annotations(self, ns).await
+    }
+
+    async fn owner_metadata(
+        &self,
+        kind: OwnerKind,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<kube::core::ObjectMeta>, CacheError> {
+        match kind {
+            OwnerKind::ReplicaSet => self.replicaset(ns, name).await,
+            OwnerKind::Job => self.job(ns, name).await,
+        }
     }
 }
 
@@ -291,28 +227,6 @@ fn annotations_of(meta: &kube::core::ObjectMeta) -> Annotations {
         .flatten()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
-}
-
-fn single_owner(meta: &kube::core::ObjectMeta) -> Option<OwnerReference> {
-    match meta.owner_references.as_deref() {
-        Some([one]) => Some(one.clone()),
-        _ => None,
-    }
-}
-
-fn owner_of(r: &OwnerReference, ns: &str) -> Owner {
-    Owner {
-        kind: r.kind.to_lowercase(),
-        name: r.name.clone(),
-        reference: Some(ObjectReference {
-            api_version: Some(r.api_version.clone()),
-            kind: Some(r.kind.clone()),
-            name: Some(r.name.clone()),
-            namespace: Some(ns.to_string()),
-            uid: Some(r.uid.clone()),
-            ..ObjectReference::default()
-        }),
-    }
 }
 
 /// A namespace as the cache keeps it: its name and its Linkerd annotations, the only ones

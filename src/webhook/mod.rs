@@ -16,6 +16,7 @@ mod limits;
 mod metrics;
 mod server;
 mod tls;
+mod verdict;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,3 +1,6 @@
+//! Loading Linkerd's values: the built-in defaults are the chart's, Helm's merge rules, and
+//! errors that name the file and the key.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! The decision: the webhook's truth table cell by cell, the CLI's rule, the report flags.
+
 use super::*;
 
 /// docs/behaviour.md §5.3's webhook table, every cell.

@@ -1,3 +1,6 @@
+//! The core entry point: Linkerd's webhook patch op by op, the opaque-ports patches, RFC 6901
+//! escaping, the CLI's modes, shape errors, and what fuzzing found.
+
 use serde_json::json;
 
 use super::*;

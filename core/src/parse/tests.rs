@@ -1,3 +1,5 @@
+//! Go-compatible parsing: bools, integers, floats, durations, quantities, and their formatting.
+
 use super::*;
 
 #[test]
