@@ -3,7 +3,14 @@
 //! [`inject`] is what both front-ends call. It never mutates or re-serialises the object: the
 //! CLI applies the patch to its parsed document, the webhook returns it to the API server.
 //! Everything about the caller — CLI or webhook, annotate-only or full, which annotations the
-//! CLI's flags add — arrives in a [`Request`].
+//! CLI's flags add — arrives in a [`Request`], built by [`Request::cli`] or
+//! [`Request::webhook`].
+//!
+//! Three steps: [`inject`] takes the decision (`decide.rs`) and, for what is not injected, the
+//! caller's rule (the CLI refuses or passes it through, the webhook adds at most the
+//! opaque-ports annotation); [`resolve`] computes what an injected pod gets — its effective
+//! Values, annotations and labels — once; [`emit`] renders the containers and writes the
+//! patch in Linkerd's op order. `check` uses the decision and [`resolve`] directly.
 
 use json_patch::PatchOperation;
 use serde_json::{Map, Value};
