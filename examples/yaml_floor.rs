@@ -30,7 +30,9 @@ fn main() {
     let mut out = String::new();
     for (i, doc) in docs.iter().enumerate() {
         match manifest::parse(doc) {
-            Ok(v) => manifest::write_doc(&mut out, &v, None, Format::Yaml),
+            Ok(v) => {
+                manifest::write_doc(&mut out, &v, None, Format::Yaml);
+            }
             Err(e) => {
                 eprintln!("{path}: document {}: {e}", i + 1);
                 std::process::exit(1);

@@ -15,7 +15,7 @@ use super::{flags, Output, UsageError};
 use crate::config::{self, Values};
 use crate::decide::Report;
 use crate::inject::{self, Mode, Request};
-use crate::manifest::{self, Format};
+use crate::manifest::{self, Format, Written};
 use crate::uninject;
 
 pub(super) fn valid_namespace(ns: &str) -> Result<(), UsageError> {
@@ -110,6 +110,8 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    // Changed documents that could not be spliced, said with --verbose.
+    let mut notes = Vec::new();
     'streams: for stream in &streams {
         let docs = match manifest::split(&stream.text) {
             Ok(d) => d,
@@ -131,8 +133,14 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
                 Ok((value, mut rs)) => {
                     reports.append(&mut rs);
                     if errors.is_empty() {
-                        let keep = (value == original).then_some(text.as_str());
-                        manifest::write_doc(&mut out, &value, keep, format);
+                        let source = Some((text.as_str(), &original));
+                        let written = manifest::write_doc(&mut out, &value, source, format);
+                        if let Written::Serialised(Some(why)) = written {
+                            notes.push(format!(
+                                "{}: re-serialised, not spliced: {why}",
+                                locate(stream, i)
+                            ));
+                        }
                     }
                 }
                 Err(DocError::Refused(e)) => errors.push(e),
@@ -144,6 +152,9 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
     if args.common.verbose {
         for w in &warnings {
             stderr.push_str(&format!("level=warning msg={w:?}\n"));
+        }
+        for n in &notes {
+            stderr.push_str(&format!("level=info msg={n:?}\n"));
         }
     }
     if !errors.is_empty() {
@@ -171,6 +182,7 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
         let mut out = String::new();
         let mut reports = Vec::new();
         let mut errors = Vec::new();
+        let mut notes = Vec::new();
         match manifest::split(&stream.text) {
             Err(e) => errors.push(format!("{}: {e}", stream.name)),
             Ok(docs) => {
@@ -191,8 +203,14 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
                     match result {
                         Ok((value, mut rs)) => {
                             reports.append(&mut rs);
-                            let keep = (value == original).then_some(text.as_str());
-                            manifest::write_doc(&mut out, &value, keep, format);
+                            let source = Some((text.as_str(), &original));
+                            let written = manifest::write_doc(&mut out, &value, source, format);
+                            if let Written::Serialised(Some(why)) = written {
+                                notes.push(format!(
+                                    "{}: re-serialised, not spliced: {why}",
+                                    locate(stream, i)
+                                ));
+                            }
                         }
                         Err(DocError::Refused(e)) => errors.push(e),
                         Err(DocError::Other(e)) => {
@@ -204,6 +222,11 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
         }
         if errors.is_empty() {
             output.stdout.push_str(&out);
+            if args.common.verbose {
+                for n in &notes {
+                    output.stderr.push_str(&format!("level=info msg={n:?}\n"));
+                }
+            }
             output.stderr.push_str(&report::uninject(&reports));
         } else {
             output.stderr.push_str("Error transforming resources:\n");

@@ -3,13 +3,16 @@
 //!
 //! Splitting is line based, as Linkerd's reader does, so documents come out the way upstream
 //! sees them. Each document keeps its text: a document the CLI does not change is written
-//! back exactly as it was split, comments included, and only changed documents are
-//! re-serialised (keeping their key order, since values preserve insertion order).
+//! back exactly as it was split, comments included, and a changed document gets the change
+//! spliced into its text (`splice.rs`); only what cannot be spliced is re-serialised
+//! (keeping its key order, since values preserve insertion order).
 
+pub mod splice;
 mod strict;
 
 use serde_json::Value;
 
+pub use splice::Unspliceable;
 pub use strict::StrictValue;
 
 /// Deeper flow nesting than this is refused before parsing: the YAML parser's own limit is
@@ -145,21 +148,57 @@ pub enum Format {
     Json,
 }
 
+/// How a document was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// As it was read, byte for byte.
+    Unchanged,
+    /// Its text with the change spliced in (`splice.rs`).
+    Spliced,
+    /// Serialised from the value: JSON output, a document with no text, or one whose change
+    /// could not be spliced (the reason).
+    Serialised(Option<Unspliceable>),
+}
+
 /// Writes one document followed by its separator: `---\n` after YAML, `\n` after JSON.
-/// `original` is the document's text as split, written verbatim in YAML when the value was
-/// not changed.
-pub fn write_doc(out: &mut String, value: &Value, original: Option<&str>, format: Format) {
+/// `source` is the document's text as split and the value it was read as: in YAML, an
+/// unchanged document is written verbatim and a changed one with the change spliced into
+/// its text, keeping comments and formatting.
+pub fn write_doc(
+    out: &mut String,
+    value: &Value,
+    source: Option<(&str, &Value)>,
+    format: Format,
+) -> Written {
     match format {
         Format::Yaml => {
-            match original {
-                Some(text) => out.push_str(text),
-                None => out.push_str(&to_yaml(value)),
-            }
+            let written = match source {
+                Some((text, old)) if old == value => {
+                    out.push_str(text);
+                    Written::Unchanged
+                }
+                Some((text, old)) => match splice::splice(text, old, value) {
+                    Ok(spliced) => {
+                        out.push_str(&spliced);
+                        Written::Spliced
+                    }
+                    Err(why) => {
+                        out.push_str(&to_yaml(value));
+                        Written::Serialised(Some(why))
+                    }
+                },
+                None => {
+                    out.push_str(&to_yaml(value));
+                    Written::Serialised(None)
+                }
+            };
             out.push_str("---\n");
+            written
         }
         Format::Json => {
             out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "null".into()));
             out.push('\n');
+            Written::Serialised(None)
         }
     }
 }

@@ -1,0 +1,731 @@
+//! Writing a changed document by splicing the change into its original text.
+//!
+//! A changed document used to be re-serialised: its comments, quoting, indentation and list
+//! style were lost, and a diff of the file showed every line moved. Here the document's text
+//! is read with `saphyr-parser`, which gives the position of every node, into a tree of
+//! spans ([`Node`]); the old and new values are compared along that tree; and each
+//! difference becomes one edit of the text:
+//!
+//! - a key added to a block mapping becomes lines inserted after its last entry (and that
+//!   entry's trailing comments), at the mapping's indentation;
+//! - an item added to a block sequence becomes lines inserted before the item it precedes,
+//!   or after the last one, at the sequence's dash column;
+//! - a removed key or item loses exactly its lines;
+//! - a changed scalar is replaced in place; a flow node (`{…}`, `[…]`) that changes is
+//!   rewritten as that one node, in flow style;
+//! - new values are written in block style with the document's own indentation step and
+//!   list style (`- ` at the parent key's column, or indented).
+//!
+//! What cannot be spliced safely — anchors, aliases, tags, merge keys, a flow-style root
+//! (a JSON document), a removal that does not own its lines — returns [`Unspliceable`], and
+//! the caller re-serialises the document. So does a splice whose result does not parse back
+//! to the new value: the text is checked before it is used.
+
+use std::fmt::Write as _;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use serde_json::{Map, Value};
+
+/// Why a document was re-serialised instead of spliced.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unspliceable(pub String);
+
+fn unspliceable<T>(why: impl Into<String>) -> Result<T, Unspliceable> {
+    Err(Unspliceable(why.into()))
+}
+
+/// A node of the document, with byte offsets into its text.
+#[derive(Debug)]
+enum Node {
+    Scalar {
+        start: usize,
+        end: usize,
+        /// A literal (`|`) or folded (`>`) block: its span starts below its header.
+        block: bool,
+    },
+    Map {
+        flow: bool,
+        start: usize,
+        end: usize,
+        entries: Vec<Entry>,
+    },
+    Seq {
+        flow: bool,
+        start: usize,
+        end: usize,
+        items: Vec<Node>,
+    },
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: String,
+    key_start: usize,
+    key_end: usize,
+    value: Node,
+}
+
+impl Entry {
+    /// One past the last byte of the entry's text.
+    fn end(&self) -> usize {
+        match self.value {
+            Node::Scalar { start, end, .. } if start == end => self.key_end,
+            ref v => v.end().max(self.key_end),
+        }
+    }
+}
+
+impl Node {
+    fn start(&self) -> usize {
+        match self {
+            Node::Scalar { start, .. } | Node::Map { start, .. } | Node::Seq { start, .. } => {
+                *start
+            }
+        }
+    }
+
+    /// One past the last byte of the node's content.
+    fn end(&self) -> usize {
+        match self {
+            Node::Scalar { end, .. } | Node::Map { end, .. } | Node::Seq { end, .. } => *end,
+        }
+    }
+}
+
+/// `text` with `old`'s value changed into `new`'s, by edits of the text.
+pub fn splice(text: &str, old: &Value, new: &Value) -> Result<String, Unspliceable> {
+    if text.contains("<<") {
+        return unspliceable("it uses merge keys");
+    }
+    let root = read(text)?;
+    let doc = Doc::new(text, &root);
+    if matches!(
+        root,
+        Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }
+    ) {
+        return unspliceable("it is written in flow style (JSON)");
+    }
+    let mut edits = Vec::new();
+    doc.diff(&root, old, new, None, &mut edits)?;
+    let out = apply(text, edits)?;
+    match super::parse(&out) {
+        Ok(v) if v == *new => Ok(out),
+        _ => unspliceable("the spliced text does not read back as the new document"),
+    }
+}
+
+/// Reads the document's text into a tree of spans.
+fn read(text: &str) -> Result<Node, Unspliceable> {
+    let offsets = CharOffsets::new(text);
+    let mut parser = Parser::new_from_str(text);
+    // Open collections: the node being built, and for mappings the key awaiting its value.
+    let mut stack: Vec<(Node, Option<PendingKey>)> = Vec::new();
+    let mut root = None;
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.map_err(|e| Unspliceable(format!("unreadable: {e}")))?;
+        let (start, end) = offsets.span(&span);
+        let is_map = matches!(event, Event::MappingStart(..));
+        let node = match event {
+            Event::Alias(_) => return unspliceable("it uses an alias"),
+            Event::Scalar(value, style, anchor, tag) => {
+                if anchor != 0 || tag.is_some() {
+                    return unspliceable("it uses an anchor or a tag");
+                }
+                // A block scalar's span runs on to the next token's indentation.
+                let end = start + text[start..end].trim_end_matches(' ').len();
+                if let Some((Node::Map { .. }, pending @ None)) = stack.last_mut() {
+                    *pending = Some((value.into_owned(), start, end));
+                    continue;
+                }
+                let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+                Node::Scalar { start, end, block }
+            }
+            Event::MappingStart(anchor, tag) | Event::SequenceStart(anchor, tag) => {
+                if anchor != 0 || tag.is_some() {
+                    return unspliceable("it uses an anchor or a tag");
+                }
+                let flow = matches!(text.as_bytes().get(start), Some(b'{' | b'['));
+                let collection = if is_map {
+                    Node::Map {
+                        flow,
+                        start,
+                        end: start,
+                        entries: Vec::new(),
+                    }
+                } else {
+                    Node::Seq {
+                        flow,
+                        start,
+                        end: start,
+                        items: Vec::new(),
+                    }
+                };
+                if let Some((Node::Map { .. }, None)) = stack.last() {
+                    return unspliceable("it has a complex mapping key");
+                }
+                stack.push((collection, None));
+                continue;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let Some((mut node, _)) = stack.pop() else {
+                    return unspliceable("unbalanced collections");
+                };
+                if let Node::Map {
+                    flow: true, end: e, ..
+                }
+                | Node::Seq {
+                    flow: true, end: e, ..
+                } = &mut node
+                {
+                    *e = end;
+                }
+                node
+            }
+            _ => continue,
+        };
+        match stack.last_mut() {
+            None => root = Some(node),
+            Some((parent, pending)) => attach(parent, pending, node)?,
+        }
+    }
+    root.ok_or_else(|| Unspliceable("the document is empty".into()))
+}
+
+/// A mapping key read, awaiting its value: the key, and where its text starts and ends.
+type PendingKey = (String, usize, usize);
+
+/// Adds a finished node to its parent collection.
+fn attach(
+    parent: &mut Node,
+    pending: &mut Option<PendingKey>,
+    node: Node,
+) -> Result<(), Unspliceable> {
+    // An empty value has no text; its position may be the next token's.
+    let node_end = match node {
+        Node::Scalar { start, end, .. } if start == end => 0,
+        ref n => n.end(),
+    };
+    match parent {
+        Node::Map { entries, end, .. } => {
+            let Some((key, key_start, key_end)) = pending.take() else {
+                return unspliceable("it has a complex mapping key");
+            };
+            *end = (*end).max(node_end).max(key_end);
+            entries.push(Entry {
+                key,
+                key_start,
+                key_end,
+                value: node,
+            });
+        }
+        Node::Seq { items, end, .. } => {
+            *end = (*end).max(node_end);
+            items.push(node);
+        }
+        Node::Scalar { .. } => return unspliceable("a scalar cannot hold a node"),
+    }
+    Ok(())
+}
+
+/// saphyr-parser counts in characters; edits need bytes.
+struct CharOffsets(Option<Vec<usize>>);
+
+impl CharOffsets {
+    fn new(text: &str) -> CharOffsets {
+        if text.is_ascii() {
+            return CharOffsets(None);
+        }
+        let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+        v.push(text.len());
+        CharOffsets(Some(v))
+    }
+
+    fn byte(&self, chars: usize) -> usize {
+        match &self.0 {
+            None => chars,
+            Some(v) => v
+                .get(chars)
+                .copied()
+                .unwrap_or_else(|| v.last().copied().unwrap_or(0)),
+        }
+    }
+
+    fn span(&self, span: &Span) -> (usize, usize) {
+        (self.byte(span.start.index()), self.byte(span.end.index()))
+    }
+}
+
+/// One edit: the bytes `from..to` replaced by `insert`.
+#[derive(Debug)]
+struct Edit {
+    from: usize,
+    to: usize,
+    insert: String,
+}
+
+fn apply(text: &str, mut edits: Vec<Edit>) -> Result<String, Unspliceable> {
+    // Stable: edits at one position keep the order in which the diff made them.
+    edits.sort_by_key(|e| e.from);
+    let mut out =
+        String::with_capacity(text.len() + edits.iter().map(|e| e.insert.len()).sum::<usize>());
+    let mut at = 0;
+    for e in edits {
+        if e.from < at || e.to < e.from || e.to > text.len() {
+            return unspliceable("two changes overlap");
+        }
+        out.push_str(&text[at..e.from]);
+        out.push_str(&e.insert);
+        at = e.to;
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
+}
+
+/// The document's text and its writing conventions.
+struct Doc<'t> {
+    text: &'t str,
+    /// Spaces per nesting level of block mappings.
+    step: usize,
+    /// Whether block sequences under a key are indented (`key:\n  - a`) or not (`key:\n- a`).
+    indented_lists: bool,
+}
+
+impl<'t> Doc<'t> {
+    fn new(text: &'t str, root: &Node) -> Doc<'t> {
+        let mut doc = Doc {
+            text,
+            step: 2,
+            indented_lists: false,
+        };
+        let (mut step, mut lists) = (None, None);
+        doc.conventions(root, &mut step, &mut lists);
+        doc.step = step.filter(|s| (1..=8).contains(s)).unwrap_or(2);
+        doc.indented_lists = lists.unwrap_or(false);
+        doc
+    }
+
+    /// The first nested block mapping's indentation step, and the first block sequence's
+    /// position relative to its key.
+    fn conventions(&self, node: &Node, step: &mut Option<usize>, lists: &mut Option<bool>) {
+        let Node::Map {
+            flow: false,
+            entries,
+            ..
+        } = node
+        else {
+            if let Node::Seq { items, .. } = node {
+                items.iter().for_each(|i| self.conventions(i, step, lists));
+            }
+            return;
+        };
+        for e in entries {
+            let key_col = self.col(e.key_start);
+            match &e.value {
+                Node::Map {
+                    flow: false,
+                    entries: inner,
+                    ..
+                } if step.is_none() => {
+                    if let Some(first) = inner.first() {
+                        *step = self.col(first.key_start).checked_sub(key_col);
+                    }
+                }
+                Node::Seq {
+                    flow: false, items, ..
+                } if lists.is_none() => {
+                    if let Some(dash) = items.first().and_then(|i| self.dash(i)) {
+                        *lists = Some(self.col(dash) > key_col);
+                    }
+                }
+                _ => {}
+            }
+            self.conventions(&e.value, step, lists);
+        }
+    }
+
+    fn line_start(&self, at: usize) -> usize {
+        self.text[..at].rfind('\n').map_or(0, |i| i + 1)
+    }
+
+    /// The start of the line after the one holding byte `at`.
+    fn next_line(&self, at: usize) -> usize {
+        self.text[at..]
+            .find('\n')
+            .map_or(self.text.len(), |i| at + i + 1)
+    }
+
+    fn col(&self, at: usize) -> usize {
+        at - self.line_start(at)
+    }
+
+    /// Whether only spaces precede `at` on its line.
+    fn starts_line(&self, at: usize) -> bool {
+        self.text[self.line_start(at)..at]
+            .bytes()
+            .all(|b| b == b' ')
+    }
+
+    /// The `-` of a block sequence item: the last one before the item on its line.
+    fn dash(&self, item: &Node) -> Option<usize> {
+        let start = item.start();
+        let line = self.line_start(start);
+        let before = &self.text[line..start];
+        let dash = line + before.rfind('-')?;
+        let after = &self.text[dash + 1..start];
+        (after.bytes().all(|b| b == b' ') && self.starts_line(dash)).then_some(dash)
+    }
+
+    /// Where lines go after a node ending at `end`: the next line, past the comment lines
+    /// that follow at `indent` or deeper (they belong to the node).
+    fn after(&self, end: usize, indent: usize) -> usize {
+        let mut at = self.next_line(end.saturating_sub(1));
+        while at < self.text.len() {
+            let line = &self.text[at..self.next_line(at)];
+            let content = line.trim_start_matches(' ');
+            if !content.starts_with('#') || line.len() - content.len() < indent {
+                break;
+            }
+            at = self.next_line(at);
+        }
+        at
+    }
+
+    fn diff(
+        &self,
+        node: &Node,
+        old: &Value,
+        new: &Value,
+        key_line: Option<usize>,
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), Unspliceable> {
+        if old == new {
+            return Ok(());
+        }
+        match (node, old, new) {
+            (
+                Node::Map {
+                    flow: false,
+                    entries,
+                    end,
+                    ..
+                },
+                Value::Object(o),
+                Value::Object(n),
+            ) => self.diff_map(entries, *end, o, n, edits),
+            (
+                Node::Seq {
+                    flow: false,
+                    items,
+                    end,
+                    ..
+                },
+                Value::Array(o),
+                Value::Array(n),
+            ) => self.diff_seq(items, *end, o, n, edits),
+            (Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }, _, _) => {
+                edits.push(Edit {
+                    from: node.start(),
+                    to: node.end(),
+                    insert: flow(new),
+                });
+                Ok(())
+            }
+            (Node::Scalar { block: true, .. }, _, _) => {
+                unspliceable("a literal or folded block scalar changed")
+            }
+            (Node::Scalar { start, end, .. }, _, n) if !n.is_object() && !n.is_array() => {
+                edits.push(Edit {
+                    from: *start,
+                    to: *end,
+                    insert: scalar(n),
+                });
+                Ok(())
+            }
+            // `key:` with nothing after it, now holding a mapping or a list: the block goes
+            // on the lines below the key.
+            (Node::Scalar { start, end, .. }, Value::Null, n) if start == end => {
+                let Some(key_start) = key_line else {
+                    return unspliceable("an empty node outside a mapping gains content");
+                };
+                let line_end = self.next_line(key_start) - 1;
+                if self.text.as_bytes().get(line_end) != Some(&b'\n') {
+                    return unspliceable("an empty value at the end of the text");
+                }
+                let mut block = String::from("\n");
+                let indent = self.col(key_start) + self.step;
+                match n {
+                    Value::Object(m) => self.block_map(m, indent, &mut block),
+                    Value::Array(a) => {
+                        self.block_seq(a, self.list_col(self.col(key_start)), &mut block)
+                    }
+                    _ => return unspliceable("a value changed type"),
+                }
+                block.pop();
+                edits.push(Edit {
+                    from: line_end,
+                    to: line_end,
+                    insert: block,
+                });
+                Ok(())
+            }
+            _ => unspliceable("a value changed type"),
+        }
+    }
+
+    fn diff_map(
+        &self,
+        entries: &[Entry],
+        end: usize,
+        old: &Map<String, Value>,
+        new: &Map<String, Value>,
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), Unspliceable> {
+        let Some(first) = entries.first() else {
+            return unspliceable("an empty block mapping");
+        };
+        let indent = self.col(first.key_start);
+        for e in entries {
+            let Some(o) = old.get(&e.key) else {
+                return unspliceable(format!("key {:?} is not what the text says", e.key));
+            };
+            match new.get(&e.key) {
+                Some(n) => self.diff(&e.value, o, n, Some(e.key_start), edits)?,
+                None => {
+                    if !self.starts_line(e.key_start) {
+                        return unspliceable(format!("key {:?} does not start its line", e.key));
+                    }
+                    edits.push(Edit {
+                        from: self.line_start(e.key_start),
+                        to: self.next_line(e.end() - 1),
+                        insert: String::new(),
+                    });
+                }
+            }
+        }
+        let mut added = String::new();
+        for (k, v) in new.iter().filter(|(k, _)| !old.contains_key(*k)) {
+            self.block_entry(k, v, indent, &mut added);
+        }
+        if !added.is_empty() {
+            let at = self.after(end, indent);
+            edits.push(Edit {
+                from: at,
+                to: at,
+                insert: self.terminated(at, added),
+            });
+        }
+        Ok(())
+    }
+
+    /// Old items are matched to new ones in order: an equal item is kept; an item found
+    /// nowhere later on either side was changed in place; otherwise new items are inserted
+    /// before the old one, or the old one was removed.
+    fn diff_seq(
+        &self,
+        items: &[Node],
+        end: usize,
+        old: &[Value],
+        new: &[Value],
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), Unspliceable> {
+        if items.len() != old.len() {
+            return unspliceable("a list is not what the text says");
+        }
+        let dashes: Vec<usize> = items
+            .iter()
+            .map(|i| self.dash(i))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Unspliceable("a list item does not start its line".into()))?;
+        let dash_col = dashes.first().map(|d| self.col(*d)).unwrap_or(0);
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() && j < new.len() {
+            if old[i] == new[j] {
+                (i, j) = (i + 1, j + 1);
+            } else if !new[j..].contains(&old[i]) && !old[i..].contains(&new[j]) {
+                self.diff(&items[i], &old[i], &new[j], None, edits)?;
+                (i, j) = (i + 1, j + 1);
+            } else if !new[j..].contains(&old[i]) {
+                edits.push(Edit {
+                    from: self.line_start(dashes[i]),
+                    to: self.next_line(items[i].end().max(dashes[i] + 1) - 1),
+                    insert: String::new(),
+                });
+                i += 1;
+            } else {
+                let mut block = String::new();
+                self.block_seq(&new[j..j + 1], dash_col, &mut block);
+                let at = self.line_start(dashes[i]);
+                edits.push(Edit {
+                    from: at,
+                    to: at,
+                    insert: block,
+                });
+                j += 1;
+            }
+        }
+        for k in i..old.len() {
+            edits.push(Edit {
+                from: self.line_start(dashes[k]),
+                to: self.next_line(items[k].end().max(dashes[k] + 1) - 1),
+                insert: String::new(),
+            });
+        }
+        if j < new.len() {
+            let mut block = String::new();
+            self.block_seq(&new[j..], dash_col, &mut block);
+            let at = self.after(end, dash_col);
+            edits.push(Edit {
+                from: at,
+                to: at,
+                insert: self.terminated(at, block),
+            });
+        }
+        Ok(())
+    }
+
+    /// Lines inserted at the very end of a text that lacks a final newline need one first.
+    fn terminated(&self, at: usize, lines: String) -> String {
+        if at == self.text.len() && !self.text.is_empty() && !self.text.ends_with('\n') {
+            format!("\n{lines}")
+        } else {
+            lines
+        }
+    }
+
+    /// The dash column of a list under a key at `key_col`, in the document's list style.
+    fn list_col(&self, key_col: usize) -> usize {
+        if self.indented_lists {
+            key_col + self.step
+        } else {
+            key_col
+        }
+    }
+
+    fn block_entry(&self, key: &str, value: &Value, indent: usize, out: &mut String) {
+        let _ = write!(out, "{:indent$}{}:", "", scalar(&Value::String(key.into())));
+        match value {
+            Value::Object(m) if !m.is_empty() => {
+                out.push('\n');
+                self.block_map(m, indent + self.step, out);
+            }
+            Value::Array(a) if !a.is_empty() => {
+                out.push('\n');
+                self.block_seq(a, self.list_col(indent), out);
+            }
+            v => {
+                let _ = writeln!(out, " {}", self.block_scalar(v, indent + self.step));
+            }
+        }
+    }
+
+    /// A scalar in block context: a multi-line string as a literal block (`|`) indented at
+    /// `indent`, anything else on the line.
+    fn block_scalar(&self, v: &Value, indent: usize) -> String {
+        let Value::String(s) = v else {
+            return inline(v);
+        };
+        let printable = s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control());
+        if !s.contains('\n') || !printable || s.starts_with([' ', '\t', '\n']) {
+            return inline(v);
+        }
+        let body = s.trim_end_matches('\n');
+        let chomp = match s.len() - body.len() {
+            0 => "-",
+            1 => "",
+            _ => "+",
+        };
+        let mut text = format!("|{chomp}");
+        for line in body.split('\n') {
+            text.push('\n');
+            if !line.is_empty() {
+                let _ = write!(text, "{:indent$}{line}", "");
+            }
+        }
+        for _ in 1..(s.len() - body.len()) {
+            text.push('\n');
+        }
+        text
+    }
+
+    fn block_map(&self, map: &Map<String, Value>, indent: usize, out: &mut String) {
+        for (k, v) in map {
+            self.block_entry(k, v, indent, out);
+        }
+    }
+
+    fn block_seq(&self, items: &[Value], dash_col: usize, out: &mut String) {
+        for item in items {
+            match item {
+                Value::Object(m) if !m.is_empty() => {
+                    let mut lines = String::new();
+                    self.block_map(m, dash_col + 2, &mut lines);
+                    let _ = write!(out, "{:dash_col$}- {}", "", &lines[dash_col + 2..]);
+                }
+                v => {
+                    let text = self.block_scalar(v, dash_col + 2);
+                    let _ = writeln!(out, "{:dash_col$}- {text}", "");
+                }
+            }
+        }
+    }
+}
+
+/// A value on one line: a scalar, or an empty or nested collection in flow style.
+fn inline(v: &Value) -> String {
+    match v {
+        Value::Object(_) | Value::Array(_) => flow(v),
+        v => scalar(v),
+    }
+}
+
+/// A value in flow style, `{key: value, …}` / `[a, b]`, with scalars quoted where flow
+/// context needs it.
+fn flow(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let entries: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", flow_scalar(&Value::String(k.clone())), flow(v)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(flow).collect();
+            format!("[{}]", items.join(", "))
+        }
+        v => flow_scalar(v),
+    }
+}
+
+/// A scalar in flow context: as in block context unless it holds a flow indicator, then
+/// double-quoted.
+fn flow_scalar(v: &Value) -> String {
+    let text = scalar(v);
+    let indicators = |c: char| matches!(c, ',' | '[' | ']' | '{' | '}');
+    if v.is_string() && !text.starts_with(['"', '\'']) && text.contains(indicators) {
+        serde_json::to_string(v).unwrap_or_default()
+    } else {
+        text
+    }
+}
+
+/// A scalar as YAML writes it, quoted only when it must be; a multi-line string in double
+/// quotes, so that it stays on one line.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => {
+            let text = serde_yaml::to_string(s).unwrap_or_default();
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            if text.contains('\n') || text.starts_with('|') || text.starts_with('>') {
+                serde_json::to_string(v).unwrap_or_default()
+            } else {
+                text.to_string()
+            }
+        }
+        v => serde_json::to_string(v).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

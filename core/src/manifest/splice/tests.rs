@@ -1,0 +1,281 @@
+//! Splicing: each kind of edit, the document's conventions, what falls back, and the round
+//! trip (a change and its reverse give the original text back, byte for byte).
+
+use serde_json::json;
+
+use super::*;
+use crate::manifest::parse;
+
+/// Splices `new` into `text`; the result must read back as `new`.
+fn changed(text: &str, new: &Value) -> String {
+    let old = parse(text).expect("the input parses");
+    let out = splice(text, &old, new).unwrap_or_else(|e| panic!("unspliceable: {e}"));
+    assert_eq!(parse(&out).expect("the output parses"), *new);
+    out
+}
+
+/// A splice that only adds: splicing the old value back removes exactly what was added.
+fn spliced(text: &str, new: &Value) -> String {
+    let out = changed(text, new);
+    let old = parse(text).expect("the input parses");
+    let back = splice(&out, new, &old).unwrap_or_else(|e| panic!("the reverse: {e}"));
+    assert_eq!(back, text, "the reverse splice gives the text back");
+    out
+}
+
+/// The lines of `out` that are not in `text`, in order, when `out` only adds lines.
+fn added_lines(text: &str, out: &str) -> Vec<String> {
+    let mut old = text.lines().peekable();
+    let mut added = Vec::new();
+    for line in out.lines() {
+        if old.peek() == Some(&line) {
+            old.next();
+        } else {
+            added.push(line.to_string());
+        }
+    }
+    assert!(old.peek().is_none(), "a line of the input is gone:\n{out}");
+    added
+}
+
+const DEPLOYMENT: &str = "\
+# The web tier.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web   # public
+spec:
+  template:
+    metadata:
+      annotations:
+        team: 'payments'
+        # owner: someone
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: \"example/web:1\"  # pinned
+          ports:
+            - containerPort: 8080
+      volumes:
+      - name: data
+        emptyDir: {}
+";
+
+#[test]
+fn keys_are_added_after_the_last_entry_and_its_comments() {
+    let mut v = parse(DEPLOYMENT).unwrap();
+    v["spec"]["template"]["metadata"]["annotations"]["linkerd.io/inject"] = json!("enabled");
+    v["spec"]["template"]["metadata"]["annotations"]["config.linkerd.io/proxy-cpu-request"] =
+        json!("100m");
+    let out = spliced(DEPLOYMENT, &v);
+    assert_eq!(
+        added_lines(DEPLOYMENT, &out),
+        [
+            "        linkerd.io/inject: enabled",
+            "        config.linkerd.io/proxy-cpu-request: 100m"
+        ]
+    );
+    assert!(out.contains("        # owner: someone\n        linkerd.io/inject: enabled\n"));
+}
+
+#[test]
+fn a_missing_mapping_is_added_whole_at_the_documents_indentation() {
+    let text = "kind: Pod\nmetadata:\n    name: p\nspec:\n    containers:\n    -   name: c\n";
+    let mut v = parse(text).unwrap();
+    v["metadata"]["annotations"] = json!({"a": "1", "b": {"c": [1, 2]}});
+    let out = spliced(text, &v);
+    assert_eq!(
+        added_lines(text, &out),
+        [
+            "    annotations:",
+            "        a: '1'",
+            "        b:",
+            "            c:",
+            "            - 1",
+            "            - 2"
+        ]
+    );
+}
+
+#[test]
+fn list_items_follow_the_lists_style() {
+    let mut v = parse(DEPLOYMENT).unwrap();
+    let pod = &mut v["spec"]["template"]["spec"];
+    pod["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "linkerd-identity-end-entity", "emptyDir": {"medium": "Memory"}}));
+    pod["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "linkerd-proxy", "args": ["a"]}));
+    let out = spliced(DEPLOYMENT, &v);
+    assert_eq!(
+        added_lines(DEPLOYMENT, &out),
+        [
+            "        - name: linkerd-proxy",
+            "          args:",
+            "            - a",
+            "      - name: linkerd-identity-end-entity",
+            "        emptyDir:",
+            "          medium: Memory",
+        ]
+    );
+}
+
+#[test]
+fn an_item_is_inserted_before_the_one_it_precedes() {
+    let text = "spec:\n  initContainers:\n  - name: app-init\n    image: x\n";
+    let mut v = parse(text).unwrap();
+    v["spec"]["initContainers"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"name": "linkerd-init", "image": "y"}));
+    let out = spliced(text, &v);
+    assert_eq!(
+        out,
+        "spec:\n  initContainers:\n  - name: linkerd-init\n    image: y\n  - name: app-init\n    image: x\n"
+    );
+}
+
+#[test]
+fn a_new_list_under_a_new_key_uses_the_documents_list_style() {
+    let mut v = parse(DEPLOYMENT).unwrap();
+    v["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "linkerd-init"}]);
+    let out = spliced(DEPLOYMENT, &v);
+    // The first list of the document (`containers`) is indented under its key.
+    assert_eq!(
+        added_lines(DEPLOYMENT, &out),
+        ["      initContainers:", "        - name: linkerd-init"]
+    );
+}
+
+#[test]
+fn a_changed_flow_node_is_rewritten_alone_in_flow_style() {
+    let mut v = parse(DEPLOYMENT).unwrap();
+    v["spec"]["template"]["metadata"]["labels"]["linkerd.io/workload-ns"] = json!("shop");
+    let out = changed(DEPLOYMENT, &v);
+    assert!(
+        out.contains("      labels: {app: web, linkerd.io/workload-ns: shop}\n"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), DEPLOYMENT.lines().count());
+}
+
+#[test]
+fn a_scalar_is_replaced_in_place() {
+    let text = "metadata:\n  annotations:\n    enabled: true # yes\n";
+    let v = json!({"metadata": {"annotations": {"enabled": "true"}}});
+    let out = changed(text, &v);
+    assert_eq!(
+        out,
+        "metadata:\n  annotations:\n    enabled: 'true' # yes\n"
+    );
+}
+
+#[test]
+fn an_empty_value_gains_its_block_below_the_key() {
+    let text = "metadata:\n  annotations:\n  name: p\n";
+    let v = json!({"metadata": {"annotations": {"a": "b"}, "name": "p"}});
+    let out = splice(text, &parse(text).unwrap(), &v).expect("spliced");
+    assert_eq!(out, "metadata:\n  annotations:\n    a: b\n  name: p\n");
+}
+
+#[test]
+fn removed_keys_and_items_lose_exactly_their_lines() {
+    let mut v = parse(DEPLOYMENT).unwrap();
+    v["spec"]["template"]["spec"]["volumes"] = json!([]);
+    v["spec"]["template"]["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("volumes");
+    v["metadata"].as_object_mut().unwrap().remove("name");
+    v["metadata"]["labels"] = json!({"x": "y"});
+    let out = changed(DEPLOYMENT, &v);
+    assert!(
+        !out.contains("volumes") && !out.contains("emptyDir"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("# public"),
+        "the removed entry's own comment goes with it"
+    );
+    assert!(out.contains("# The web tier.\n") && out.contains("# owner: someone\n"));
+}
+
+#[test]
+fn offsets_are_bytes_in_non_ascii_text() {
+    let text = "metadata:\n  name: café # ☕\n  annotations:\n    note: naïve\n";
+    let mut v = parse(text).unwrap();
+    v["metadata"]["annotations"]["linkerd.io/inject"] = json!("enabled");
+    let out = spliced(text, &v);
+    assert_eq!(added_lines(text, &out), ["    linkerd.io/inject: enabled"]);
+}
+
+#[test]
+fn what_cannot_be_spliced_safely_falls_back() {
+    let cases = [
+        ("a: &x {b: 1}\nc: *x\n", "an alias"),
+        ("a: !!str 1\n", "a tag"),
+        ("base: &b {x: 1}\nd:\n  <<: *b\n", "merge keys"),
+        ("{\"kind\": \"Pod\", \"metadata\": {}}\n", "a JSON document"),
+    ];
+    for (text, what) in cases {
+        let old = parse(text).unwrap();
+        let mut new = old.clone();
+        new["added"] = json!("x");
+        assert!(splice(text, &old, &new).is_err(), "{what}");
+    }
+}
+
+#[test]
+fn a_text_without_a_final_newline_gets_one_before_new_lines() {
+    let text = "metadata:\n  name: p";
+    let mut v = parse(text).unwrap();
+    v["metadata"]["labels"] = json!({"a": "b"});
+    let out = splice(text, &parse(text).unwrap(), &v).expect("spliced");
+    assert_eq!(out, "metadata:\n  name: p\n  labels:\n    a: b\n");
+}
+
+#[test]
+fn multi_line_strings_are_literal_blocks() {
+    let text = "data:\n  a: b\n";
+    let mut v = parse(text).unwrap();
+    v["data"]["pem"] = json!("-----BEGIN-----\nAAAA\n-----END-----\n");
+    v["data"]["two"] = json!("x\n\ny");
+    v["data"]["keep"] = json!("x\n\n");
+    v["data"]["list"] = json!(["l1\nl2\n"]);
+    let out = spliced(text, &v);
+    assert_eq!(
+        added_lines(text, &out),
+        [
+            "  pem: |",
+            "    -----BEGIN-----",
+            "    AAAA",
+            "    -----END-----",
+            "  two: |-",
+            "    x",
+            "",
+            "    y",
+            "  keep: |+",
+            "    x",
+            "",
+            "  list:",
+            "  - |",
+            "    l1",
+            "    l2",
+        ]
+    );
+}
+
+#[test]
+fn flow_scalars_are_quoted_when_flow_context_needs_it() {
+    let text = "a: {x: 1}\nb: [p]\n";
+    let v = json!({"a": {"x": 1, "k,1": "v]", "t": "true"}, "b": ["p", "{q}", 2]});
+    let out = changed(text, &v);
+    assert_eq!(
+        out,
+        "a: {x: 1, \"k,1\": \"v]\", t: 'true'}\nb: [p, '{q}', 2]\n"
+    );
+}
