@@ -21,6 +21,8 @@
 //! the caller re-serialises the document. So does a splice whose result does not parse back
 //! to the new value: the text is checked before it is used.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -108,11 +110,14 @@ pub fn splice(text: &str, old: &Value, new: &Value) -> Result<String, Unspliceab
     }
     let mut edits = Vec::new();
     doc.diff(&root, old, new, None, &mut edits)?;
+    doc.check_scalars()?;
     let out = apply(text, edits)?;
-    match super::parse(&out) {
-        Ok(v) if v == *new => Ok(out),
-        _ => unspliceable("the spliced text does not read back as the new document"),
+    // The whole result is read back in debug builds; release builds rely on the checked
+    // scalars and on the tests (every fixture, generated documents, fuzzing) for structure.
+    if cfg!(debug_assertions) && super::parse(&out).ok().as_ref() != Some(new) {
+        return unspliceable("the spliced text does not read back as the new document");
     }
+    Ok(out)
 }
 
 /// Reads the document's text into a tree of spans.
@@ -289,6 +294,9 @@ struct Doc<'t> {
     step: usize,
     /// Whether block sequences under a key are indented (`key:\n  - a`) or not (`key:\n- a`).
     indented_lists: bool,
+    /// Scalars written in a form that needs care (quoted, literal blocks, flow nodes): each
+    /// is read back before the text is used, as `k: <text>` against `{k: value}`.
+    checks: RefCell<Vec<(String, Value)>>,
 }
 
 impl<'t> Doc<'t> {
@@ -297,6 +305,7 @@ impl<'t> Doc<'t> {
             text,
             step: 2,
             indented_lists: false,
+            checks: RefCell::new(Vec::new()),
         };
         let (mut step, mut lists) = (None, None);
         doc.conventions(root, &mut step, &mut lists);
@@ -427,7 +436,7 @@ impl<'t> Doc<'t> {
                 edits.push(Edit {
                     from: node.start(),
                     to: node.end(),
-                    insert: flow(new),
+                    insert: self.flow(new),
                 });
                 Ok(())
             }
@@ -438,7 +447,7 @@ impl<'t> Doc<'t> {
                 edits.push(Edit {
                     from: *start,
                     to: *end,
-                    insert: scalar(n),
+                    insert: self.scalar(n),
                 });
                 Ok(())
             }
@@ -532,6 +541,10 @@ impl<'t> Doc<'t> {
         if items.len() != old.len() {
             return unspliceable("a list is not what the text says");
         }
+        // Matching is quadratic when many items change; injection changes a few.
+        if old.len().saturating_mul(new.len()) > 1_000_000 {
+            return unspliceable("a long list changed");
+        }
         let dashes: Vec<usize> = items
             .iter()
             .map(|i| self.dash(i))
@@ -603,7 +616,8 @@ impl<'t> Doc<'t> {
     }
 
     fn block_entry(&self, key: &str, value: &Value, indent: usize, out: &mut String) {
-        let _ = write!(out, "{:indent$}{}:", "", scalar(&Value::String(key.into())));
+        let key = self.scalar(&Value::String(key.into()));
+        let _ = write!(out, "{:indent$}{key}:", "");
         match value {
             Value::Object(m) if !m.is_empty() => {
                 out.push('\n');
@@ -614,7 +628,8 @@ impl<'t> Doc<'t> {
                 self.block_seq(a, self.list_col(indent), out);
             }
             v => {
-                let _ = writeln!(out, " {}", self.block_scalar(v, indent + self.step));
+                let text = self.block_scalar(v, indent + self.step);
+                let _ = writeln!(out, " {text}");
             }
         }
     }
@@ -623,29 +638,15 @@ impl<'t> Doc<'t> {
     /// `indent`, anything else on the line.
     fn block_scalar(&self, v: &Value, indent: usize) -> String {
         let Value::String(s) = v else {
-            return inline(v);
+            return self.inline(v);
         };
         let printable = s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control());
         if !s.contains('\n') || !printable || s.starts_with([' ', '\t', '\n']) {
-            return inline(v);
+            return self.inline(v);
         }
-        let body = s.trim_end_matches('\n');
-        let chomp = match s.len() - body.len() {
-            0 => "-",
-            1 => "",
-            _ => "+",
-        };
-        let mut text = format!("|{chomp}");
-        for line in body.split('\n') {
-            text.push('\n');
-            if !line.is_empty() {
-                let _ = write!(text, "{:indent$}{line}", "");
-            }
-        }
-        for _ in 1..(s.len() - body.len()) {
-            text.push('\n');
-        }
-        text
+        let check = format!("k: {}\n", literal(s, 2));
+        self.checks.borrow_mut().push((check, v.clone()));
+        literal(s, indent)
     }
 
     fn block_map(&self, map: &Map<String, Value>, indent: usize, out: &mut String) {
@@ -669,29 +670,108 @@ impl<'t> Doc<'t> {
             }
         }
     }
-}
 
-/// A value on one line: a scalar, or an empty or nested collection in flow style.
-fn inline(v: &Value) -> String {
-    match v {
-        Value::Object(_) | Value::Array(_) => flow(v),
-        v => scalar(v),
+    /// A value on one line: a scalar, or an empty or nested collection in flow style.
+    fn inline(&self, v: &Value) -> String {
+        match v {
+            Value::Object(_) | Value::Array(_) => self.flow(v),
+            v => self.scalar(v),
+        }
+    }
+
+    /// A value in flow style, `{key: value, …}` / `[a, b]`, with scalars quoted where flow
+    /// context needs it.
+    fn flow(&self, v: &Value) -> String {
+        let text = flow_text(v);
+        self.checks
+            .borrow_mut()
+            .push((format!("k: {text}\n"), v.clone()));
+        text
+    }
+
+    /// A scalar as YAML writes it, quoted only when it must be (a multi-line string in double
+    /// quotes, so that it stays on one line).
+    fn scalar(&self, v: &Value) -> String {
+        let text = scalar_text(v);
+        if !matches!(v, Value::String(s) if is_plain(s)) {
+            self.checks
+                .borrow_mut()
+                .push((format!("k: {text}\n"), v.clone()));
+        }
+        text
+    }
+
+    /// Reads back each scalar written in a careful form, once per process for each text.
+    fn check_scalars(&self) -> Result<(), Unspliceable> {
+        for (text, value) in self.checks.borrow().iter() {
+            if CHECKED.with(|c| c.borrow().contains(text)) {
+                continue;
+            }
+            let expected = Value::Object(Map::from_iter([("k".to_string(), value.clone())]));
+            if super::parse(text).ok() != Some(expected) {
+                return unspliceable(format!("a value would not read back as written: {text:?}"));
+            }
+            CHECKED.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.len() >= CHECKED_MAX {
+                    c.clear();
+                }
+                c.insert(text.clone());
+            });
+        }
+        Ok(())
     }
 }
 
-/// A value in flow style, `{key: value, …}` / `[a, b]`, with scalars quoted where flow
-/// context needs it.
-fn flow(v: &Value) -> String {
+/// How many checked texts are remembered; a manifest stream repeats the same env values,
+/// images and arguments in every workload, so most texts are checked once per run.
+const CHECKED_MAX: usize = 4096;
+
+thread_local! {
+    static CHECKED: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+}
+
+/// A multi-line string as a literal block scalar (`|`, `|-` or `|+` as its final newlines
+/// say), its lines indented at `indent`.
+fn literal(s: &str, indent: usize) -> String {
+    let body = s.trim_end_matches('\n');
+    let newlines = s.len() - body.len();
+    let chomp = match newlines {
+        0 => "-",
+        1 => "",
+        _ => "+",
+    };
+    let mut text = format!("|{chomp}");
+    for line in body.split('\n') {
+        text.push('\n');
+        if !line.is_empty() {
+            let _ = write!(text, "{:indent$}{line}", "");
+        }
+    }
+    for _ in 1..newlines {
+        text.push('\n');
+    }
+    text
+}
+
+/// A value in flow style (see [`Doc::flow`]).
+fn flow_text(v: &Value) -> String {
     match v {
         Value::Object(m) => {
             let entries: Vec<String> = m
                 .iter()
-                .map(|(k, v)| format!("{}: {}", flow_scalar(&Value::String(k.clone())), flow(v)))
+                .map(|(k, v)| {
+                    format!(
+                        "{}: {}",
+                        flow_scalar(&Value::String(k.clone())),
+                        flow_text(v)
+                    )
+                })
                 .collect();
             format!("{{{}}}", entries.join(", "))
         }
         Value::Array(a) => {
-            let items: Vec<String> = a.iter().map(flow).collect();
+            let items: Vec<String> = a.iter().map(flow_text).collect();
             format!("[{}]", items.join(", "))
         }
         v => flow_scalar(v),
@@ -701,7 +781,7 @@ fn flow(v: &Value) -> String {
 /// A scalar in flow context: as in block context unless it holds a flow indicator, then
 /// double-quoted.
 fn flow_scalar(v: &Value) -> String {
-    let text = scalar(v);
+    let text = scalar_text(v);
     let indicators = |c: char| matches!(c, ',' | '[' | ']' | '{' | '}');
     if v.is_string() && !text.starts_with(['"', '\'']) && text.contains(indicators) {
         serde_json::to_string(v).unwrap_or_default()
@@ -710,10 +790,10 @@ fn flow_scalar(v: &Value) -> String {
     }
 }
 
-/// A scalar as YAML writes it, quoted only when it must be; a multi-line string in double
-/// quotes, so that it stays on one line.
-fn scalar(v: &Value) -> String {
+/// A scalar as YAML writes it (see [`Doc::scalar`]).
+fn scalar_text(v: &Value) -> String {
     match v {
+        Value::String(s) if is_plain(s) => s.clone(),
         Value::String(s) => {
             let text = serde_yaml::to_string(s).unwrap_or_default();
             let text = text.strip_suffix('\n').unwrap_or(&text);
@@ -725,6 +805,30 @@ fn scalar(v: &Value) -> String {
         }
         v => serde_json::to_string(v).unwrap_or_default(),
     }
+}
+
+/// Whether a string can be written plain and read back as the same string, by a rule
+/// simpler than YAML's (anything else goes through the YAML emitter, which knows them all):
+/// a letter, `/`, `_` or `$` first, then letters, digits and `./_-$(),=`, or a `:` not
+/// followed by a space and not last; never a word YAML reads as a boolean or null.
+fn is_plain(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    if !(first.is_ascii_alphabetic() || matches!(first, b'/' | b'_' | b'$')) {
+        return false;
+    }
+    let body_ok = bytes.iter().enumerate().all(|(i, &b)| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'.' | b'/' | b'_' | b'-' | b'$' | b'(' | b')' | b',' | b'='
+            )
+            || b == b':' && bytes.get(i + 1).is_some_and(|n| *n != b' ')
+    });
+    const WORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null"];
+    body_ok && !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
 
 #[cfg(test)]

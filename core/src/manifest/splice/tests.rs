@@ -279,3 +279,58 @@ fn flow_scalars_are_quoted_when_flow_context_needs_it() {
         "a: {x: 1, \"k,1\": \"v]\", t: 'true'}\nb: [p, '{q}', 2]\n"
     );
 }
+
+/// The plain-scalar shortcut agrees with the YAML emitter's own judgement: whatever it
+/// writes plain reads back as the same string.
+#[test]
+fn plain_scalars_read_back_as_strings() {
+    let samples = [
+        "enabled",
+        "cr.l5d.io/linkerd/proxy:edge-26.8.3",
+        "$(_pod_ns)",
+        "25,587,3306",
+        "a=b",
+        "/var/run/linkerd",
+        "_x",
+        "Yes",
+        "NULL",
+        "off",
+        "y",
+        "n",
+        "on",
+        "TRUE",
+        "key:",
+        "a: b",
+        "x:y",
+        "linkerd.io/inject",
+        "e3",
+        "nan",
+        "inf",
+        "Infinity",
+        "-x",
+        "4143",
+    ];
+    for s in samples {
+        let text = format!("k: {}\n", scalar_text(&json!(s)));
+        assert_eq!(
+            parse(&text).unwrap(),
+            json!({"k": s}),
+            "{s:?} written as {text:?}"
+        );
+    }
+    assert!(is_plain("cr.l5d.io/linkerd/proxy:edge-26.8.3") && !is_plain("Yes"));
+}
+
+/// A string YAML 1.1 readers split at U+2028 cannot go into a literal block: the check
+/// catches what the emitter gets wrong, and the document is re-serialised instead.
+#[test]
+fn a_value_that_would_not_read_back_is_refused() {
+    let text = "data:\n  a: b\n";
+    let old = parse(text).unwrap();
+    let mut new = old.clone();
+    new["data"]["odd"] = json!("x\u{2028}y\nz");
+    match splice(text, &old, &new) {
+        Ok(out) => assert_eq!(parse(&out).unwrap(), new, "{out}"),
+        Err(e) => assert!(e.0.contains("would not read back"), "{e}"),
+    }
+}
