@@ -155,3 +155,24 @@ fn verbose_says_when_a_document_is_re_serialised() {
     let quiet = run_cli(&fixtures(), &["inject".into(), "-".into()], text.as_bytes());
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("re-serialised"));
 }
+
+/// A file with CRLF line ends comes back with CRLF line ends, and `uninject` restores it.
+#[test]
+fn crlf_files_keep_their_line_ends() {
+    let input = fixtures().join("inputs/deployment.yaml");
+    let text = std::fs::read_to_string(&input)
+        .expect("the input")
+        .replace('\n', "\r\n");
+    let args = ["inject", "--manual", "--values", "values.yaml", "-"].map(String::from);
+    let run = run_cli(&fixtures(), &args, text.as_bytes());
+    assert_eq!(run.code, 0, "{}", String::from_utf8_lossy(&run.stderr));
+    let out = String::from_utf8(run.stdout).expect("UTF-8");
+    assert!(out.len() > text.len() * 3, "injected");
+    assert!(
+        !out.replace("\r\n", "").contains('\n'),
+        "a line without its CR"
+    );
+    let back = uninject(&out);
+    let back = back.strip_suffix("---\r\n").unwrap_or(&back);
+    assert_eq!(back, text);
+}

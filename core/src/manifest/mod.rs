@@ -32,17 +32,28 @@ pub struct ParseError {
     pub problem: String,
 }
 
-/// Splits a stream at `---` lines. Line endings are normalised to `\n`; a line that starts
-/// with `---` followed by anything but blanks or a comment is an error.
+/// Splits a stream at `---` lines. Each line keeps its line end (`\n` or `\r\n`; a last
+/// line without one gets the stream's), so that a document written back verbatim or spliced
+/// keeps them; a line that starts with `---` followed by anything but blanks or a comment is
+/// an error.
 pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
     // A byte-order mark is not content (kubectl drops it too).
     let stream = stream.strip_prefix('\u{feff}').unwrap_or(stream);
     let mut docs = Vec::new();
     let mut cur = String::new();
     let mut has_lines = false;
+    let default_eol = if stream.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     for raw in stream.split_inclusive('\n') {
         let line = raw.strip_suffix('\n').unwrap_or(raw);
-        let line = line.strip_suffix('\r').unwrap_or(line);
+        let (line, eol) = match line.strip_suffix('\r') {
+            Some(l) => (l, "\r\n"),
+            None if raw.ends_with('\n') => (line, "\n"),
+            None => (line, default_eol),
+        };
         if let Some(rest) = line.strip_prefix("---") {
             let rest = rest.trim();
             if rest.is_empty() || rest.starts_with('#') {
@@ -55,7 +66,7 @@ pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
             return Err(SplitError(rest.to_string()));
         }
         cur.push_str(line);
-        cur.push('\n');
+        cur.push_str(eol);
         has_lines = true;
     }
     if has_lines {
@@ -192,7 +203,8 @@ pub fn write_doc(
                     Written::Serialised(None)
                 }
             };
-            out.push_str("---\n");
+            let crlf = source.is_some_and(|(text, _)| text.ends_with("\r\n"));
+            out.push_str(if crlf { "---\r\n" } else { "---\n" });
             written
         }
         Format::Json => {
@@ -218,7 +230,7 @@ mod tests {
         assert_eq!(split("---\na: 1\n---\n---\n").unwrap(), vec!["a: 1\n"]);
         assert_eq!(
             split("a: 1\r\n--- # c\r\nb: 2\r\n").unwrap(),
-            vec!["a: 1\n", "b: 2\n"]
+            vec!["a: 1\r\n", "b: 2\r\n"]
         );
         assert_eq!(split("---\n\n---\n").unwrap(), vec!["\n"]);
         assert_eq!(split("").unwrap(), Vec::<String>::new());

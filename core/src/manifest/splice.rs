@@ -111,6 +111,11 @@ pub fn splice(text: &str, old: &Value, new: &Value) -> Result<String, Unspliceab
     let mut edits = Vec::new();
     doc.diff(&root, old, new, None, &mut edits)?;
     doc.check_scalars()?;
+    if text.contains("\r\n") {
+        for e in &mut edits {
+            e.insert = e.insert.replace('\n', "\r\n");
+        }
+    }
     let out = apply(text, edits)?;
     // The whole result is read back in debug builds; release builds rely on the checked
     // scalars and on the tests (every fixture, generated documents, fuzzing) for structure.
@@ -457,9 +462,12 @@ impl<'t> Doc<'t> {
                 let Some(key_start) = key_line else {
                     return unspliceable("an empty node outside a mapping gains content");
                 };
-                let line_end = self.next_line(key_start) - 1;
+                let mut line_end = self.next_line(key_start) - 1;
                 if self.text.as_bytes().get(line_end) != Some(&b'\n') {
                     return unspliceable("an empty value at the end of the text");
+                }
+                if line_end > 0 && self.text.as_bytes()[line_end - 1] == b'\r' {
+                    line_end -= 1;
                 }
                 let mut block = String::from("\n");
                 let indent = self.col(key_start) + self.step;

@@ -334,3 +334,26 @@ fn a_value_that_would_not_read_back_is_refused() {
         Err(e) => assert!(e.0.contains("would not read back"), "{e}"),
     }
 }
+
+#[test]
+fn crlf_line_ends_are_kept() {
+    let text =
+        "metadata:\r\n  name: p # x\r\n  annotations:\r\nspec:\r\n  containers:\r\n  - name: c\r\n";
+    let mut v = parse(text).unwrap();
+    v["metadata"]["annotations"] = json!({"a": "b"});
+    v["metadata"]["labels"] = json!({"l": "m"});
+    v["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "d"}));
+    let out = splice(text, &parse(text).unwrap(), &v).expect("spliced");
+    assert_eq!(parse(&out).unwrap(), v);
+    assert!(
+        !out.replace("\r\n", "").contains('\n'),
+        "a bare LF: {out:?}"
+    );
+    assert!(
+        out.contains("  annotations:\r\n    a: b\r\n  labels:\r\n    l: m\r\n"),
+        "{out:?}"
+    );
+}
