@@ -221,6 +221,13 @@ fn changed<T: PartialEq + ToString>(before: &T, after: &T) -> Option<String> {
     (before != after).then(|| after.to_string())
 }
 
+/// A value that does not parse is ignored silently, as upstream does for these settings.
+fn set_or_ignore<T>(t: &mut Target<'_>, parsed: Option<T>, field: fn(&mut Values) -> &mut T) {
+    if let Some(value) = parsed {
+        *field(&mut t.values) = value;
+    }
+}
+
 fn set_bool(t: &mut Target<'_>, v: &str, field: fn(&mut Values) -> &mut bool) {
     match parse::go_bool(v) {
         Some(b) => *field(&mut t.values) = b,
@@ -326,44 +333,28 @@ pub static OVERRIDES: &[Override] = &[
         write_back: Some(|b, n| changed(&b.proxy.image.pull_policy, &n.proxy.image.pull_policy)),
         ..BASE
     },
-    // The four ports: a bad number is ignored silently, as upstream does.
+    // The four ports.
     Override {
         key: "config.linkerd.io/control-port",
-        apply: |t, v| {
-            if let Some(n) = parse::go_i32(v) {
-                t.values.proxy.ports.control = n;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_i32(v), |x| &mut x.proxy.ports.control),
         write_back: Some(|b, n| changed(&b.proxy.ports.control, &n.proxy.ports.control)),
         ..BASE
     },
     Override {
         key: "config.linkerd.io/inbound-port",
-        apply: |t, v| {
-            if let Some(n) = parse::go_i32(v) {
-                t.values.proxy.ports.inbound = n;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_i32(v), |x| &mut x.proxy.ports.inbound),
         write_back: Some(|b, n| changed(&b.proxy.ports.inbound, &n.proxy.ports.inbound)),
         ..BASE
     },
     Override {
         key: "config.linkerd.io/admin-port",
-        apply: |t, v| {
-            if let Some(n) = parse::go_i32(v) {
-                t.values.proxy.ports.admin = n;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_i32(v), |x| &mut x.proxy.ports.admin),
         write_back: Some(|b, n| changed(&b.proxy.ports.admin, &n.proxy.ports.admin)),
         ..BASE
     },
     Override {
         key: "config.linkerd.io/outbound-port",
-        apply: |t, v| {
-            if let Some(n) = parse::go_i32(v) {
-                t.values.proxy.ports.outbound = n;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_i32(v), |x| &mut x.proxy.ports.outbound),
         write_back: Some(|b, n| changed(&b.proxy.ports.outbound, &n.proxy.ports.outbound)),
         ..BASE
     },
@@ -410,9 +401,9 @@ pub static OVERRIDES: &[Override] = &[
     Override {
         key: "config.linkerd.io/proxy-metrics-hostname-labels",
         apply: |t, v| {
-            if let Some(b) = parse::go_bool(v) {
-                t.values.proxy.metrics.hostname_labels = b;
-            }
+            set_or_ignore(t, parse::go_bool(v), |x| {
+                &mut x.proxy.metrics.hostname_labels
+            })
         },
         write_back: Some(|b, n| {
             changed(
@@ -482,11 +473,7 @@ pub static OVERRIDES: &[Override] = &[
     Override {
         key: "config.linkerd.io/enable-gateway",
         inherited: false,
-        apply: |t, v| {
-            if let Some(b) = parse::go_bool(v) {
-                t.values.proxy.is_gateway = b;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_bool(v), |x| &mut x.proxy.is_gateway),
         ..BASE
     },
     Override {
@@ -510,11 +497,7 @@ pub static OVERRIDES: &[Override] = &[
     // ignored silently.
     Override {
         key: NATIVE_SIDECAR,
-        apply: |t, v| {
-            if let Some(b) = parse::go_bool(v) {
-                t.values.proxy.native_sidecar = b;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_bool(v), |x| &mut x.proxy.native_sidecar),
         write_back: Some(|b, n| changed(&b.proxy.native_sidecar, &n.proxy.native_sidecar)),
         ..BASE
     },
@@ -522,21 +505,13 @@ pub static OVERRIDES: &[Override] = &[
         key: NATIVE_SIDECAR_BETA,
         inherited: false,
         hidden_by: &[NATIVE_SIDECAR],
-        apply: |t, v| {
-            if let Some(b) = parse::go_bool(v) {
-                t.values.proxy.native_sidecar = b;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_bool(v), |x| &mut x.proxy.native_sidecar),
         ..BASE
     },
     Override {
         key: "config.alpha.linkerd.io/proxy-enable-native-sidecar",
         hidden_by: &[NATIVE_SIDECAR, NATIVE_SIDECAR_BETA],
-        apply: |t, v| {
-            if let Some(b) = parse::go_bool(v) {
-                t.values.proxy.native_sidecar = b;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_bool(v), |x| &mut x.proxy.native_sidecar),
         ..BASE
     },
     Override {
@@ -632,21 +607,13 @@ pub static OVERRIDES: &[Override] = &[
     },
     Override {
         key: "config.linkerd.io/proxy-uid",
-        apply: |t, v| {
-            if let Some(n) = parse::go_i64(v) {
-                t.values.proxy.uid = n;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_i64(v), |x| &mut x.proxy.uid),
         write_back: Some(|b, n| changed(&b.proxy.uid, &n.proxy.uid)),
         ..BASE
     },
     Override {
         key: "config.linkerd.io/proxy-gid",
-        apply: |t, v| {
-            if let Some(n) = parse::go_i64(v) {
-                t.values.proxy.gid = n;
-            }
-        },
+        apply: |t, v| set_or_ignore(t, parse::go_i64(v), |x| &mut x.proxy.gid),
         // A negative gid means "none": written only when a real gid is set or changed.
         write_back: Some(|b, n| {
             let (old, new) = (b.proxy.gid, n.proxy.gid);
@@ -657,9 +624,9 @@ pub static OVERRIDES: &[Override] = &[
     Override {
         key: "config.linkerd.io/enable-external-profiles",
         apply: |t, v| {
-            if let Some(b) = parse::go_bool(v) {
-                t.values.proxy.enable_external_profiles = b;
-            }
+            set_or_ignore(t, parse::go_bool(v), |x| {
+                &mut x.proxy.enable_external_profiles
+            })
         },
         write_back: Some(|b, n| {
             changed(
