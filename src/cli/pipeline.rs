@@ -53,6 +53,23 @@ fn style() -> Style {
 }
 
 /// Where a document came from, for error messages.
+/// Writes one document (its text, the value it was read as, and the value to write); a
+/// changed document that could not be spliced gets a `--verbose` line saying why.
+fn write(
+    out: &mut String,
+    (text, original, value): (&str, &Value, &Value),
+    format: Format,
+    name: impl FnOnce() -> String,
+    notes: &mut Vec<String>,
+) {
+    if let Written::Serialised(Some(why)) =
+        manifest::write_doc(out, value, Some((text, original)), format)
+    {
+        let note = format!("{}: re-serialised, not spliced: {why}", name());
+        notes.push(format!("level=info msg={note:?}\n"));
+    }
+}
+
 fn locate(stream: &Stream, index: usize) -> String {
     format!("{}: document {}", stream.name, index + 1)
 }
@@ -133,14 +150,8 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
                 Ok((value, mut rs)) => {
                     reports.append(&mut rs);
                     if errors.is_empty() {
-                        let source = Some((text.as_str(), &original));
-                        let written = manifest::write_doc(&mut out, &value, source, format);
-                        if let Written::Serialised(Some(why)) = written {
-                            notes.push(format!(
-                                "{}: re-serialised, not spliced: {why}",
-                                locate(stream, i)
-                            ));
-                        }
+                        let doc = (text.as_str(), &original, &value);
+                        write(&mut out, doc, format, || locate(stream, i), &mut notes);
                     }
                 }
                 Err(DocError::Refused(e)) => errors.push(e),
@@ -153,9 +164,7 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
         for w in &warnings {
             stderr.push_str(&format!("level=warning msg={w:?}\n"));
         }
-        for n in &notes {
-            stderr.push_str(&format!("level=info msg={n:?}\n"));
-        }
+        stderr.push_str(&notes.concat());
     }
     if !errors.is_empty() {
         stderr.push_str("Error transforming resources:\n");
@@ -203,14 +212,8 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
                     match result {
                         Ok((value, mut rs)) => {
                             reports.append(&mut rs);
-                            let source = Some((text.as_str(), &original));
-                            let written = manifest::write_doc(&mut out, &value, source, format);
-                            if let Written::Serialised(Some(why)) = written {
-                                notes.push(format!(
-                                    "{}: re-serialised, not spliced: {why}",
-                                    locate(stream, i)
-                                ));
-                            }
+                            let doc = (text.as_str(), &original, &value);
+                            write(&mut out, doc, format, || locate(stream, i), &mut notes);
                         }
                         Err(DocError::Refused(e)) => errors.push(e),
                         Err(DocError::Other(e)) => {
@@ -223,9 +226,7 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
         if errors.is_empty() {
             output.stdout.push_str(&out);
             if args.common.verbose {
-                for n in &notes {
-                    output.stderr.push_str(&format!("level=info msg={n:?}\n"));
-                }
+                output.stderr.push_str(&notes.concat());
             }
             output.stderr.push_str(&report::uninject(&reports));
         } else {
