@@ -294,6 +294,16 @@ struct Edit {
     insert: String,
 }
 
+impl Edit {
+    fn replace(from: usize, to: usize, insert: String) -> Edit {
+        Edit { from, to, insert }
+    }
+
+    fn insert(at: usize, text: String) -> Edit {
+        Edit::replace(at, at, text)
+    }
+}
+
 fn apply(text: &str, mut edits: Vec<Edit>) -> Result<String, Unspliceable> {
     // Stable: edits at one position keep the order in which the diff made them.
     edits.sort_by_key(|e| e.from);
@@ -454,22 +464,14 @@ impl<'t> Doc<'t> {
                 Value::Array(n),
             ) => self.diff_seq(items, *end, o, n, edits),
             (Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }, _, _) => {
-                edits.push(Edit {
-                    from: node.start(),
-                    to: node.end(),
-                    insert: flow(new),
-                });
+                edits.push(Edit::replace(node.start(), node.end(), flow(new)));
                 Ok(())
             }
             (Node::Scalar { block: true, .. }, _, _) => {
                 unspliceable("a literal or folded block scalar changed")
             }
             (Node::Scalar { start, end, .. }, _, n) if !n.is_object() && !n.is_array() => {
-                edits.push(Edit {
-                    from: *start,
-                    to: *end,
-                    insert: scalar(n),
-                });
+                edits.push(Edit::replace(*start, *end, scalar(n)));
                 Ok(())
             }
             // `key:` with nothing after it, now holding a mapping or a list: the block goes
@@ -495,11 +497,7 @@ impl<'t> Doc<'t> {
                     _ => return unspliceable("a value changed type"),
                 }
                 block.pop();
-                edits.push(Edit {
-                    from: line_end,
-                    to: line_end,
-                    insert: block,
-                });
+                edits.push(Edit::insert(line_end, block));
                 Ok(())
             }
             _ => unspliceable("a value changed type"),
@@ -528,11 +526,8 @@ impl<'t> Doc<'t> {
                     if !self.starts_line(e.key_start) {
                         return unspliceable(format!("key {:?} does not start its line", e.key));
                     }
-                    edits.push(Edit {
-                        from: self.line_start(e.key_start),
-                        to: self.next_line(e.end() - 1),
-                        insert: String::new(),
-                    });
+                    let (from, to) = (self.line_start(e.key_start), self.next_line(e.end() - 1));
+                    edits.push(Edit::replace(from, to, String::new()));
                 }
             }
         }
@@ -542,11 +537,7 @@ impl<'t> Doc<'t> {
         }
         if !added.is_empty() {
             let at = self.after(end, indent);
-            edits.push(Edit {
-                from: at,
-                to: at,
-                insert: self.terminated(at, added),
-            });
+            edits.push(Edit::insert(at, self.terminated(at, added)));
         }
         Ok(())
     }
@@ -575,48 +566,37 @@ impl<'t> Doc<'t> {
             .collect::<Option<_>>()
             .ok_or_else(|| Unspliceable("a list item does not start its line".into()))?;
         let dash_col = dashes.first().map(|d| self.col(*d)).unwrap_or(0);
+        // An item's lines, from its dash to the end of its last line.
+        let removal = |k: usize| {
+            let to = self.next_line(items[k].end().max(dashes[k] + 1) - 1);
+            Edit::replace(self.line_start(dashes[k]), to, String::new())
+        };
         let (mut i, mut j) = (0, 0);
         while i < old.len() && j < new.len() {
             if old[i] == new[j] {
                 (i, j) = (i + 1, j + 1);
-            } else if !new[j..].contains(&old[i]) && !old[i..].contains(&new[j]) {
+                continue;
+            }
+            let old_stays = new[j..].contains(&old[i]);
+            if !old_stays && !old[i..].contains(&new[j]) {
                 self.diff(&items[i], &old[i], &new[j], None, edits)?;
                 (i, j) = (i + 1, j + 1);
-            } else if !new[j..].contains(&old[i]) {
-                edits.push(Edit {
-                    from: self.line_start(dashes[i]),
-                    to: self.next_line(items[i].end().max(dashes[i] + 1) - 1),
-                    insert: String::new(),
-                });
+            } else if !old_stays {
+                edits.push(removal(i));
                 i += 1;
             } else {
                 let mut block = String::new();
                 self.block_seq(&new[j..j + 1], dash_col, &mut block);
-                let at = self.line_start(dashes[i]);
-                edits.push(Edit {
-                    from: at,
-                    to: at,
-                    insert: block,
-                });
+                edits.push(Edit::insert(self.line_start(dashes[i]), block));
                 j += 1;
             }
         }
-        for k in i..old.len() {
-            edits.push(Edit {
-                from: self.line_start(dashes[k]),
-                to: self.next_line(items[k].end().max(dashes[k] + 1) - 1),
-                insert: String::new(),
-            });
-        }
+        edits.extend((i..old.len()).map(removal));
         if j < new.len() {
             let mut block = String::new();
             self.block_seq(&new[j..], dash_col, &mut block);
             let at = self.after(end, dash_col);
-            edits.push(Edit {
-                from: at,
-                to: at,
-                insert: self.terminated(at, block),
-            });
+            edits.push(Edit::insert(at, self.terminated(at, block)));
         }
         Ok(())
     }
