@@ -35,8 +35,8 @@ pub struct AppState {
     pub caches: Caches,
     pub events: Option<EventSink>,
     pub metrics: Arc<Metrics>,
-    pub control_plane_ns: String,
-    pub created_by: String,
+    /// What the webhook says about itself in every review, shared with the reviews' workers.
+    pub context: Arc<Context>,
     pub request_timeout: Duration,
     pub limits: Limits,
     pub on_error: OnError,
@@ -306,10 +306,7 @@ async fn handle(
     let verdict = match verdict::prepare(decoded, state.config.current(), &state.caches).await? {
         Step::Decided(v) => *v,
         Step::Core(prepared) => {
-            let ctx = Context {
-                control_plane_ns: state.control_plane_ns.clone(),
-                created_by: state.created_by.clone(),
-            };
+            let ctx = state.context.clone();
             blocking(paid, move || verdict::judge(&prepared, &ctx)).await??
         }
     };

@@ -107,8 +107,10 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         caches: caches.clone(),
         events: Some(events::EventSink::start(recorder, metrics.clone())),
         metrics: metrics.clone(),
-        control_plane_ns: args.linkerd_namespace.clone(),
-        created_by: format!("proxy-injector/webhook {}", crate::VERSION),
+        context: Arc::new(verdict::Context {
+            control_plane_ns: args.linkerd_namespace.clone(),
+            created_by: format!("proxy-injector/webhook {}", crate::VERSION),
+        }),
         request_timeout: args.request_timeout,
         limits: limits::Limits::new(args.max_request_bytes, args.max_inflight_bytes),
         on_error: args.on_error,
