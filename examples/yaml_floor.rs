@@ -28,10 +28,11 @@ fn main() {
         }
     };
     let mut out = String::new();
+    let mut writer = manifest::Writer::new(Format::Yaml);
     for (i, doc) in docs.iter().enumerate() {
         match manifest::parse(doc) {
             Ok(v) => {
-                manifest::write_doc(&mut out, &v, None, Format::Yaml);
+                writer.write(&mut out, &v, None);
             }
             Err(e) => {
                 eprintln!("{path}: document {}: {e}", i + 1);

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Seeds the fuzz corpora from the test fixtures:
 #   corpus/manifest:  the fixture inputs and every CLI case's expected stdout;
-#   corpus/admission: an AdmissionReview for each Pod or pod template found in them.
-# Then: cargo +nightly fuzz run manifest -- -max_total_time=600   (and `admission`)
+#   corpus/admission: an AdmissionReview for each Pod or pod template found in them;
+#   corpus/splice:    each fixture input behind the three bytes that choose the change.
+# Then: cargo +nightly fuzz run manifest -- -max_total_time=600   (and `admission`, `splice`)
 set -euo pipefail
 cd "$(dirname "$0")"
 fixtures=../tests/fixtures
-mkdir -p corpus/manifest corpus/admission
+mkdir -p corpus/manifest corpus/admission corpus/splice
 cp "$fixtures"/inputs/*.yaml corpus/manifest/
 for golden in "$fixtures"/cli/*/stdout.golden; do
   [ -s "$golden" ] && cp "$golden" "corpus/manifest/$(basename "$(dirname "$golden")").golden"
@@ -41,3 +42,11 @@ for f in sorted(fixtures.glob("inputs/*.yaml")):
 print(f"{n} admission seeds")
 PY
 cp "$fixtures"/fuzz/admission/* corpus/admission/ 2>/dev/null || true
+i=0
+for f in "$fixtures"/inputs/*.yaml; do
+  for choice in '\x00\x02\x00' '\x01\x05\x01' '\x05\x03\x02'; do
+    { printf "$choice"; cat "$f"; } > "corpus/splice/seed-$i"
+    i=$((i + 1))
+  done
+done
+cp "$fixtures"/fuzz/splice/* corpus/splice/ 2>/dev/null || true

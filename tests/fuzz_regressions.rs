@@ -44,6 +44,35 @@ fn admission_regressions_hold() {
 }
 
 #[test]
+fn splice_regressions_hold() {
+    regressions_hold("splice", checks::splice);
+}
+
+/// Every document of every fixture input, under each change the splice target can make to
+/// its first mappings and lists.
+#[test]
+fn the_splice_invariants_hold_on_every_fixture() {
+    let mut n = 0;
+    for case in files(&fixtures().join("inputs")) {
+        let text = std::fs::read_to_string(&case).expect("an input");
+        let Ok(docs) = proxy_injector::manifest::split(&text) else {
+            continue;
+        };
+        for doc in docs {
+            for kind in 0..8u8 {
+                for pick in 0..6u8 {
+                    let mut data = vec![kind, pick, n as u8];
+                    data.extend_from_slice(doc.as_bytes());
+                    checks::splice(&data);
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert!(n > 1000, "only {n} cases");
+}
+
+#[test]
 fn the_manifest_invariants_hold_on_every_fixture() {
     let mut n = 0;
     for case in files_in_cases() {

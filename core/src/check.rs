@@ -202,7 +202,7 @@ fn check_workload(
     // The webhook's effective annotations and Values, computed for unmeshed workloads too, so
     // that bad values are reported before turning injection on surprises anyone.
     let resolved = inject::resolve(pod, &report, &req);
-    let bad_values = resolved.warnings.iter().map(|w| {
+    let bad_values = resolved.config.warnings.iter().map(|w| {
         msg(Level::Warning, "invalid_annotation_value", w.to_string(), Some(
             "fix the value (see the annotation reference) or remove the annotation; the config default is used",
         ))
@@ -263,7 +263,7 @@ fn check_workload(
             Some("move it to the pod template: spec.template.metadata.annotations"),
         ));
     }
-    let debug = meshed == Meshed::Yes && resolved.debug_sidecar;
+    let debug = meshed == Meshed::Yes && resolved.config.debug_sidecar;
     let identity = (meshed != Meshed::No).then(|| {
         format!(
             "{}.{ns}",

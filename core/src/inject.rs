@@ -12,9 +12,15 @@
 //! Values, annotations and labels — once; [`emit`] renders the containers and writes the
 //! patch in Linkerd's op order. `check` uses the decision and [`resolve`] directly.
 
+mod cache;
+
+use std::sync::Arc;
+
 use json_patch::PatchOperation;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+pub use cache::{Config, Containers, Counts, RenderCache};
 
 use crate::annotations as a;
 use crate::config::overrides::{self, Annotations, Warning};
@@ -44,6 +50,8 @@ pub struct Request<'a> {
     /// The value of `linkerd.io/created-by`.
     created_by: &'a str,
     caller: Caller<'a>,
+    /// Where configs and containers are remembered across requests, if anywhere.
+    cache: Option<&'a RenderCache>,
 }
 
 /// Who asks, and what only that caller knows.
@@ -91,6 +99,7 @@ impl<'a> Request<'a> {
                 overrides,
                 scheduled,
             },
+            cache: None,
         }
     }
 
@@ -112,6 +121,15 @@ impl<'a> Request<'a> {
                 namespace_annotations,
                 owner,
             },
+            cache: None,
+        }
+    }
+
+    /// The same request, rendering once per config through `cache` (`inject/cache.rs`).
+    pub fn cached(self, cache: &'a RenderCache) -> Request<'a> {
+        Request {
+            cache: Some(cache),
+            ..self
         }
     }
 
@@ -206,11 +224,11 @@ pub fn inject(obj: &Value, req: &Request<'_>) -> Result<Outcome, InjectError> {
         }
     }
     let resolved = resolve(&pod, &report, req);
-    emit(&mut b, &pod, &resolved, req.control_plane_ns)?;
+    emit(&mut b, &pod, &resolved, req.control_plane_ns, req.cache)?;
     Ok(Outcome {
         report,
         patch: b.finish(),
-        warnings: resolved.warnings,
+        warnings: resolved.config.warnings.clone(),
     })
 }
 
@@ -378,17 +396,21 @@ fn annotate_only(b: &mut PatchBuilder, pod: &PodTemplate<'_>, req: &Request<'_>)
 /// One pod's injection, resolved: everything [`emit`] needs, computed once.
 #[derive(Clone, Debug)]
 pub struct Resolved {
-    /// The Values after the pod's overrides (docs/behaviour.md §6.3).
-    pub values: Values,
-    pub debug_sidecar: bool,
+    /// The Values after the pod's overrides (docs/behaviour.md §6.3), the debug switch, and
+    /// the override values that were ignored.
+    pub config: Arc<Config>,
     /// The annotations the patch writes into the pod (docs/behaviour.md §7.1).
     pub annotations: Annotations,
     /// The labels the patch writes into the pod.
     pub labels: Annotations,
     /// The first app container's capabilities and service-account mount, the inbound ports.
     pub facts: PodFacts,
-    /// Override values that were ignored.
-    pub warnings: Vec<Warning>,
+}
+
+impl Resolved {
+    pub fn values(&self) -> &Values {
+        &self.config.values
+    }
 }
 
 /// Computes what injecting `pod` takes, for an injectable `report`: the annotations the caller
@@ -433,12 +455,20 @@ pub fn resolve(pod: &PodTemplate<'_>, report: &Report, req: &Request<'_>) -> Res
             (Some(namespace_annotations), owner, namespace.to_string())
         }
     };
-    let effective = overrides::apply(req.values.clone(), &read, pod, namespace_annotations);
-    let values = effective.values;
+    let config = match req.cache {
+        Some(cache) => cache.config(req.values, &read, pod, namespace_annotations),
+        None => Arc::new(Config::compute(
+            req.values,
+            &read,
+            pod,
+            namespace_annotations,
+        )),
+    };
+    let values = &config.values;
     added.insert(a::PROXY_VERSION.into(), values.proxy_version().into());
     added.insert(
         a::TRUST_ROOT_SHA256.into(),
-        sha256_hex(&values.identity_trust_anchors_pem),
+        config.trust_root_sha256.clone(),
     );
     let mut labels = Annotations::new();
     labels.insert(
@@ -450,12 +480,10 @@ pub fn resolve(pod: &PodTemplate<'_>, report: &Report, req: &Request<'_>) -> Res
     }
     labels.insert(a::WORKLOAD_NS_LABEL.into(), workload_ns);
     Resolved {
-        facts: PodFacts::of(pod, &values),
-        values,
-        debug_sidecar: effective.debug_sidecar,
+        facts: PodFacts::of(pod, values),
+        config,
         annotations: added,
         labels,
-        warnings: effective.warnings,
     }
 }
 
@@ -463,9 +491,10 @@ pub fn resolve(pod: &PodTemplate<'_>, report: &Report, req: &Request<'_>) -> Res
 /// `check` does not have them): what the webhook would deny or fail on. [`emit`] checks the
 /// same, in the same order, as it renders.
 pub fn renderable(resolved: &Resolved) -> Result<(), RenderError> {
-    render::check(&resolved.values)?;
-    if !resolved.values.cni_enabled {
-        render::init_container(&resolved.values, &resolved.facts)?;
+    let values = resolved.values();
+    render::check(values)?;
+    if !values.cni_enabled {
+        render::init_container(values, &resolved.facts)?;
     }
     Ok(())
 }
@@ -488,16 +517,19 @@ pub fn emit(
     pod: &PodTemplate<'_>,
     resolved: &Resolved,
     control_plane_ns: &str,
+    cache: Option<&RenderCache>,
 ) -> Result<(), RenderError> {
-    let values = &resolved.values;
-    render::require_trust_anchors(values)?;
-    render::check(values)?;
-    let init = if values.cni_enabled {
-        render::network_validator(values)
-    } else {
-        render::init_container(values, &resolved.facts)?
+    let config = &resolved.config;
+    let rendered = match cache {
+        Some(cache) => cache.containers(config, &resolved.facts, control_plane_ns),
+        None => Arc::new(Containers::render(
+            config,
+            &resolved.facts,
+            control_plane_ns,
+        )),
     };
-    let proxy = render::proxy_container(values, &resolved.facts, control_plane_ns);
+    let c = rendered.as_ref().as_ref().map_err(Clone::clone)?;
+    let values = &config.values;
     metadata_ops(b, pod, &resolved.annotations, Some(&resolved.labels));
 
     // A pod with no `spec` at all (found by fuzzing) gets one first, or every op below would
@@ -512,39 +544,37 @@ pub fn emit(
         b.add(&["spec", "initContainers"], Value::Array(Vec::new()));
     }
     let native = values.proxy.native_sidecar;
-    let vols = render::volumes(values);
-    if let Some(v) = vols.xtables_lock {
-        b.add(&["spec", "volumes", "-"], v);
+    let vols = &c.volumes;
+    if let Some(v) = &vols.xtables_lock {
+        b.add(&["spec", "volumes", "-"], v.clone());
     }
     b.add(
         &["spec", "initContainers", if native { "0" } else { "-" }],
-        init,
+        c.init.clone(),
     );
     let has_containers = pod
         .spec()
         .and_then(|s| s.get("containers"))
         .and_then(Value::as_array)
         .is_some();
-    if resolved.debug_sidecar {
+    if let Some(debug) = &c.debug {
         if !has_containers {
             b.add(&["spec", "containers"], Value::Array(Vec::new()));
         }
-        b.add(
-            &["spec", "containers", "-"],
-            render::debug_container(values),
-        );
+        b.add(&["spec", "containers", "-"], debug.clone());
     }
-    b.add(&["spec", "volumes", "-"], vols.end_entity);
-    if let Some(v) = vols.podinfo {
-        b.add(&["spec", "volumes", "-"], v);
+    b.add(&["spec", "volumes", "-"], vols.end_entity.clone());
+    if let Some(v) = &vols.podinfo {
+        b.add(&["spec", "volumes", "-"], v.clone());
     }
-    if let Some(v) = vols.token {
-        b.add(&["spec", "volumes", "-"], v);
+    if let Some(v) = &vols.token {
+        b.add(&["spec", "volumes", "-"], v.clone());
     }
+    let proxy = c.proxy(&resolved.facts.inbound_ports);
     if native {
         b.add(&["spec", "initContainers", "1"], proxy);
     } else {
-        if !has_containers && !resolved.debug_sidecar {
+        if !has_containers && c.debug.is_none() {
             b.add(&["spec", "containers"], Value::Array(Vec::new()));
         }
         let slot = if values.proxy.r#await { "0" } else { "-" };

@@ -200,3 +200,92 @@ pub fn admission(data: &[u8]) {
         );
     }
 }
+
+/// `splice`: the splicer on arbitrary text, with a change the first bytes choose (a key added
+/// to a mapping, an item added to a list at its end or front, an empty value given content).
+/// No panic; a splice either falls back or gives text that reads back as the new value,
+/// whatever the skeleton check let through; a splicer that remembers inserted texts writes
+/// what a fresh one writes; splicing the old value back gives the text back, or falls back.
+pub fn splice(data: &[u8]) {
+    let (choice, text) = data.split_at(data.len().min(3));
+    let Ok(text) = std::str::from_utf8(text) else {
+        return;
+    };
+    let Ok(old) = manifest::parse(text) else {
+        return;
+    };
+    let mut new = old.clone();
+    if !change(&mut new, choice) {
+        return;
+    }
+    let mut splicer = manifest::Splicer::default();
+    let Ok(out) = splicer.splice(text, &old, &new) else {
+        return;
+    };
+    assert_eq!(
+        manifest::parse(&out).ok().as_ref(),
+        Some(&new),
+        "the spliced text does not read back as the new value:\n{out}"
+    );
+    let again = splicer.splice(text, &old, &new).expect("it spliced once");
+    assert_eq!(again, out, "a remembering splicer wrote something else");
+    if let Ok(back) = manifest::Splicer::default().splice(&out, &new, &old) {
+        assert_eq!(back, text, "the reverse splice does not give the text back");
+    }
+}
+
+/// Applies the change `choice` selects to one of the value's mappings or lists (or empty
+/// values); false when there is none.
+fn change(v: &mut serde_json::Value, choice: &[u8]) -> bool {
+    use serde_json::{json, Value};
+    fn targets(v: &Value, at: String, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                out.push(at.clone());
+                for (k, c) in m {
+                    let k = k.replace('~', "~0").replace('/', "~1");
+                    targets(c, format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(a) => {
+                out.push(at.clone());
+                for (i, c) in a.iter().enumerate() {
+                    targets(c, format!("{at}/{i}"), out);
+                }
+            }
+            Value::Null => out.push(at),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    targets(v, String::new(), &mut found);
+    let kind = choice.first().copied().unwrap_or(0);
+    let pick = usize::from(choice.get(1).copied().unwrap_or(0));
+    let Some(at) = found.get(pick % found.len().max(1)) else {
+        return false;
+    };
+    let added = match kind % 4 {
+        0 => json!("enabled"),
+        1 => {
+            json!({"name": "linkerd-proxy", "args": ["--a", "b: c"], "env": [{"name": "X", "value": "1\n2\n"}]})
+        }
+        2 => json!(["x", {"y": null}]),
+        _ => json!(3),
+    };
+    let Some(target) = v.pointer_mut(at) else {
+        return false;
+    };
+    match target {
+        Value::Object(m) => {
+            m.insert(
+                format!("linkerd.io/added-{}", choice.get(2).unwrap_or(&0)),
+                added,
+            );
+        }
+        Value::Array(a) if kind & 4 == 0 => a.push(added),
+        Value::Array(a) => a.insert(0, added),
+        Value::Null => *target = json!({"k": added}),
+        _ => return false,
+    }
+    true
+}

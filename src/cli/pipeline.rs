@@ -15,7 +15,7 @@ use super::{flags, Output, UsageError};
 use crate::config::{self, Values};
 use crate::decide::Report;
 use crate::inject::{self, Mode, Request};
-use crate::manifest::{self, Format, Written};
+use crate::manifest::{self, Format, Writer, Written};
 use crate::uninject;
 
 pub(super) fn valid_namespace(ns: &str) -> Result<(), UsageError> {
@@ -58,13 +58,11 @@ fn style() -> Style {
 fn write(
     out: &mut String,
     (text, original, value): (&str, &Value, &Value),
-    format: Format,
+    writer: &mut Writer,
     name: impl FnOnce() -> String,
     notes: &mut Vec<String>,
 ) {
-    if let Written::Serialised(Some(why)) =
-        manifest::write_doc(out, value, Some((text, original)), format)
-    {
+    if let Written::Serialised(Some(why)) = writer.write(out, value, Some((text, original))) {
         let note = format!("{}: re-serialised, not spliced: {why}", name());
         notes.push(format!("level=info msg={note:?}\n"));
     }
@@ -82,6 +80,8 @@ pub struct InjectPlan {
     pub created_by: String,
     pub mode: Mode,
     pub control_plane_ns: String,
+    /// Every document of the run with the same config shares one rendering.
+    pub renders: crate::inject::RenderCache,
 }
 
 impl InjectPlan {
@@ -102,6 +102,7 @@ impl InjectPlan {
                 Mode::AnnotateOnly
             },
             control_plane_ns: ns.clone(),
+            renders: Default::default(),
         })
     }
 
@@ -115,6 +116,7 @@ impl InjectPlan {
             &self.overrides,
             &self.scheduled,
         )
+        .cached(&self.renders)
     }
 }
 
@@ -122,7 +124,7 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
     let plan = InjectPlan::from_args(args)?;
     let streams = input::read_all(&args.inputs, stdin)?;
     let req = plan.request();
-    let format = Format::from(args.common.output);
+    let mut writer = Writer::new(Format::from(args.common.output));
     let mut out = String::new();
     let mut reports = Vec::new();
     let mut errors = Vec::new();
@@ -151,7 +153,7 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
                     reports.append(&mut rs);
                     if errors.is_empty() {
                         let doc = (text.as_str(), &original, &value);
-                        write(&mut out, doc, format, || locate(stream, i), &mut notes);
+                        write(&mut out, doc, &mut writer, || locate(stream, i), &mut notes);
                     }
                 }
                 Err(DocError::Refused(e)) => errors.push(e),
@@ -185,7 +187,7 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
 
 pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageError> {
     let streams = input::read_all(&args.inputs, stdin)?;
-    let format = Format::from(args.common.output);
+    let mut writer = Writer::new(Format::from(args.common.output));
     let mut output = Output::default();
     for stream in &streams {
         let mut out = String::new();
@@ -213,7 +215,7 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
                         Ok((value, mut rs)) => {
                             reports.append(&mut rs);
                             let doc = (text.as_str(), &original, &value);
-                            write(&mut out, doc, format, || locate(stream, i), &mut notes);
+                            write(&mut out, doc, &mut writer, || locate(stream, i), &mut notes);
                         }
                         Err(DocError::Refused(e)) => errors.push(e),
                         Err(DocError::Other(e)) => {

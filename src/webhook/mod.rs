@@ -110,6 +110,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         context: Arc::new(verdict::Context {
             control_plane_ns: args.linkerd_namespace.clone(),
             created_by: format!("proxy-injector/webhook {}", crate::VERSION),
+            renders: Default::default(),
         }),
         request_timeout: args.request_timeout,
         limits: limits::Limits::new(args.max_request_bytes, args.max_inflight_bytes),

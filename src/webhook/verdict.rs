@@ -193,11 +193,13 @@ fn owner_of(r: &OwnerReference, ns: &str) -> Owner {
 }
 
 /// What the webhook says about itself in every review.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Context {
     pub control_plane_ns: String,
     /// The value of `linkerd.io/created-by`.
     pub created_by: String,
+    /// What the reviews of one config share: rendered once, reused by every review after.
+    pub renders: inject::RenderCache,
 }
 
 /// The decision on one review, and everything the handler does with it.
@@ -300,7 +302,8 @@ pub fn judge(p: &Prepared, ctx: &Context) -> Result<Verdict, Fault> {
         &p.ns,
         &p.namespace_annotations,
         p.owner.as_ref().map(|o| (o.kind.as_str(), o.name.as_str())),
-    );
+    )
+    .cached(&ctx.renders);
     let outcome = match inject::inject(&p.obj, &request) {
         Ok(o) => o,
         Err(InjectError::Render(e)) => {

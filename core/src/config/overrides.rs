@@ -195,6 +195,15 @@ pub fn write_back(before: &Values, after: &Values) -> Annotations {
         .collect()
 }
 
+/// Whether [`apply`] reads `key`, from the pod's annotations or its namespace's: the
+/// annotations that decide a pod's effective Values (and so whether two pods share one).
+pub fn reads(key: &str) -> bool {
+    key.starts_with(a::OTEL_RESOURCE_PREFIX)
+        || OVERRIDES
+            .iter()
+            .any(|o| o.key == key || o.hidden_by.contains(&key))
+}
+
 /// Whether a pod inherits `key` from its namespace (docs/behaviour.md §6.1).
 pub fn is_inherited(key: &str) -> bool {
     OVERRIDES.iter().any(|o| o.inherited && o.key == key)

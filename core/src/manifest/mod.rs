@@ -12,7 +12,7 @@ mod strict;
 
 use serde_json::Value;
 
-pub use splice::Unspliceable;
+pub use splice::{Splicer, Unspliceable};
 pub use strict::StrictValue;
 
 /// Deeper flow nesting than this is refused before parsing: the YAML parser's own limit is
@@ -171,47 +171,64 @@ pub enum Written {
     Serialised(Option<Unspliceable>),
 }
 
-/// Writes one document followed by its separator: `---\n` after YAML, `\n` after JSON.
-/// `source` is the document's text as split and the value it was read as: in YAML, an
-/// unchanged document is written verbatim and a changed one with the change spliced into
-/// its text, keeping comments and formatting.
-pub fn write_doc(
-    out: &mut String,
-    value: &Value,
-    source: Option<(&str, &Value)>,
+/// Writes the documents of one output, in one format; in YAML, one [`Splicer`] serves them
+/// all, so that what injection inserts into every document is rendered once.
+pub struct Writer {
     format: Format,
-) -> Written {
-    match format {
-        Format::Yaml => {
-            let written = match source {
-                Some((text, old)) if old == value => {
-                    out.push_str(text);
-                    Written::Unchanged
-                }
-                Some((text, old)) => match splice::splice(text, old, value) {
-                    Ok(spliced) => {
-                        out.push_str(&spliced);
-                        Written::Spliced
-                    }
-                    Err(why) => {
-                        out.push_str(&to_yaml(value));
-                        Written::Serialised(Some(why))
-                    }
-                },
-                None => {
-                    out.push_str(&to_yaml(value));
-                    Written::Serialised(None)
-                }
-            };
-            let crlf = source.is_some_and(|(text, _)| text.ends_with("\r\n"));
-            out.push_str(if crlf { "---\r\n" } else { "---\n" });
-            written
+    splicer: Splicer,
+}
+
+impl Writer {
+    pub fn new(format: Format) -> Writer {
+        Writer {
+            format,
+            splicer: Splicer::default(),
         }
-        Format::Json => {
+    }
+
+    /// Writes one document followed by its separator: `---\n` after YAML, `\n` after JSON.
+    /// `source` is the document's text as split and the value it was read as: in YAML, an
+    /// unchanged document is written verbatim and a changed one with the change spliced into
+    /// its text, keeping comments and formatting.
+    pub fn write(
+        &mut self,
+        out: &mut String,
+        value: &Value,
+        source: Option<(&str, &Value)>,
+    ) -> Written {
+        if self.format == Format::Json {
             out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "null".into()));
             out.push('\n');
-            Written::Serialised(None)
+            return Written::Serialised(None);
         }
+        let written = match source {
+            Some((text, old)) if old == value => {
+                out.push_str(text);
+                Written::Unchanged
+            }
+            Some((text, old)) => match self.splicer.splice(text, old, value) {
+                Ok(spliced) => {
+                    out.push_str(&spliced);
+                    Written::Spliced
+                }
+                Err(why) => {
+                    out.push_str(&to_yaml(value));
+                    Written::Serialised(Some(why))
+                }
+            },
+            None => {
+                out.push_str(&to_yaml(value));
+                Written::Serialised(None)
+            }
+        };
+        let crlf = source.is_some_and(|(text, _)| text.ends_with("\r\n"));
+        out.push_str(if crlf { "---\r\n" } else { "---\n" });
+        written
+    }
+
+    /// What splicing did so far.
+    pub fn counts(&self) -> splice::Counts {
+        self.splicer.counts()
     }
 }
 

@@ -20,8 +20,21 @@
 //! (a JSON document), a removal that does not own its lines — returns [`Unspliceable`], and
 //! the caller re-serialises the document. So does a splice whose result does not parse back
 //! to the new value: the text is checked before it is used.
+//!
+//! A [`Splicer`] does this for a stream. What injection inserts is the same for every pod of
+//! one config (the proxy, the init container, the volumes), so the text of each inserted
+//! entry or item is rendered once, checked once, and remembered. The check of a whole
+//! document then does not parse what was inserted again: it parses the document with each
+//! inserted entry or item collapsed to one placeholder line (the *skeleton*), which proves
+//! where the insertions landed, while each inserted text was proved on its own when it was
+//! first rendered. Block structure is decided by indentation, so an entry whose lines
+//! parse on their own, placed on its own lines where its placeholder parses, parses to the
+//! same value in place. Anything the skeleton does not confirm is checked the slow way:
+//! the whole result parsed again.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Value};
@@ -93,32 +106,235 @@ impl Node {
     }
 }
 
-/// `text` with `old`'s value changed into `new`'s, by edits of the text.
+/// `text` with `old`'s value changed into `new`'s, by edits of the text (one document; a
+/// stream uses one [`Splicer`] for all of its documents).
 pub fn splice(text: &str, old: &Value, new: &Value) -> Result<String, Unspliceable> {
-    if text.contains("<<") {
-        return unspliceable("it uses merge keys");
-    }
-    let root = read(text)?;
-    let doc = Doc::new(text, &root);
-    if matches!(
-        root,
-        Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }
-    ) {
-        return unspliceable("it is written in flow style (JSON)");
-    }
-    let mut edits = Vec::new();
-    doc.diff(&root, old, new, None, &mut edits)?;
-    if text.contains("\r\n") {
-        for e in &mut edits {
-            e.insert = e.insert.replace('\n', "\r\n");
+    Splicer::default().splice(text, old, new)
+}
+
+/// Remembered inserted texts, beyond which the memory starts over: a stream holds a few
+/// configs, each inserting a handful of entries; a stream whose pods all differ gains
+/// nothing from remembering them.
+const REMEMBERED: usize = 512;
+
+/// Splices the documents of a stream, rendering each distinct inserted entry or item once.
+#[derive(Default)]
+pub struct Splicer {
+    /// Inserted texts by the hash of what they render ([`Part::key`]).
+    texts: HashMap<u64, Vec<Rendered>>,
+    remembered: usize,
+    counts: Counts,
+}
+
+/// What a [`Splicer`] did, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Inserted entries or items rendered (and checked on their own).
+    pub rendered: usize,
+    /// Inserted entries or items whose text was remembered.
+    pub reused: usize,
+    /// Documents checked by parsing the whole result, the skeleton not sufficing.
+    pub full_checks: usize,
+}
+
+/// The checked text of one inserted entry or item.
+struct Rendered {
+    lead: Lead,
+    col: usize,
+    value: Value,
+    text: String,
+}
+
+impl Splicer {
+    /// `text` with `old`'s value changed into `new`'s, by edits of the text.
+    pub fn splice(&mut self, text: &str, old: &Value, new: &Value) -> Result<String, Unspliceable> {
+        if text.contains("<<") {
+            return unspliceable("it uses merge keys");
+        }
+        let root = read(text)?;
+        let doc = Doc::new(text, &root);
+        if matches!(
+            root,
+            Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }
+        ) {
+            return unspliceable("it is written in flow style (JSON)");
+        }
+        let mut edits = Vec::new();
+        doc.diff(&root, old, new, None, &mut edits)?;
+        let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+        let mut written = Vec::with_capacity(edits.len());
+        for e in &edits {
+            written.push((e.from, e.to, self.write(&doc, e, eol)?));
+        }
+        let out = apply(text, &written)?;
+        // The result is checked before it is used: a splicing mistake costs a re-serialised
+        // document, never a wrong one.
+        if !text.contains(PLACEHOLDER) && skeleton_holds(text, &edits, new, eol) {
+            return Ok(out);
+        }
+        self.counts.full_checks += 1;
+        match super::parse(&out) {
+            Ok(v) if v == *new => Ok(out),
+            _ => unspliceable("the spliced text does not read back as the new document"),
         }
     }
-    let out = apply(text, edits)?;
-    // The result is read back before it is used: a splicing mistake costs a re-serialised
-    // document, never a wrong one.
-    match super::parse(&out) {
-        Ok(v) if v == *new => Ok(out),
-        _ => unspliceable("the spliced text does not read back as the new document"),
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// The text an edit inserts.
+    fn write(&mut self, doc: &Doc<'_>, edit: &Edit<'_>, eol: &str) -> Result<String, Unspliceable> {
+        let block = match &edit.insert {
+            Insert::Text(t) => return Ok(t.replace('\n', eol)),
+            Insert::Block(b) => b,
+        };
+        let mut out = String::from(block.before);
+        for part in &block.parts {
+            out.push_str(self.part(doc, part)?);
+        }
+        if block.open_end {
+            out.pop();
+        }
+        Ok(if eol == "\n" {
+            out
+        } else {
+            out.replace('\n', eol)
+        })
+    }
+
+    /// The text of one inserted entry or item: remembered, or rendered and checked on its
+    /// own (parsed, it must be the one-entry mapping or one-item list it stands for).
+    fn part(&mut self, doc: &Doc<'_>, part: &Part<'_>) -> Result<&str, Unspliceable> {
+        let key = part.key(doc);
+        let found = self.texts.get(&key).and_then(|list| {
+            list.iter().position(|r| {
+                r.col == part.col && r.lead == part.lead && identical(&r.value, part.value)
+            })
+        });
+        if let Some(i) = found {
+            self.counts.reused += 1;
+            return Ok(&self.texts[&key][i].text);
+        }
+        let text = part.render(doc);
+        if super::parse(&text).ok().as_ref() != Some(&part.standing_alone()) {
+            return unspliceable("an inserted entry does not read back as itself");
+        }
+        self.counts.rendered += 1;
+        if self.remembered >= REMEMBERED {
+            self.texts.clear();
+            self.remembered = 0;
+        }
+        self.remembered += 1;
+        let list = self.texts.entry(key).or_default();
+        list.push(Rendered {
+            lead: part.lead.clone(),
+            col: part.col,
+            value: part.value.clone(),
+            text,
+        });
+        Ok(&list[list.len() - 1].text)
+    }
+}
+
+/// What an inserted entry's or item's value is replaced with in the skeleton, followed by
+/// its index.
+const PLACEHOLDER: &str = "__proxy_injector_splice_";
+
+/// Whether the text with each inserted part collapsed to a placeholder line parses to `new`
+/// with each placeholder exactly where its part's value is.
+fn skeleton_holds(text: &str, edits: &[Edit<'_>], new: &Value, eol: &str) -> bool {
+    let mut parts: Vec<&Value> = Vec::new();
+    let mut written = Vec::with_capacity(edits.len());
+    for e in edits {
+        let insert = match &e.insert {
+            Insert::Text(t) => t.replace('\n', eol),
+            Insert::Block(b) => {
+                let mut out = String::from(b.before);
+                for p in &b.parts {
+                    let _ = write!(out, "{:col$}", "", col = p.col);
+                    match &p.lead {
+                        Lead::Key(k) => out.push_str(&scalar(&Value::String(k.clone()))),
+                        Lead::Dash => out.push('-'),
+                    }
+                    let sep = if matches!(p.lead, Lead::Key(_)) {
+                        ":"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(out, "{sep} {PLACEHOLDER}{}", parts.len());
+                    parts.push(p.value);
+                }
+                if b.open_end {
+                    out.pop();
+                }
+                out.replace('\n', eol)
+            }
+        };
+        written.push((e.from, e.to, insert));
+    }
+    let Ok(skeleton) = apply(text, &written) else {
+        return false;
+    };
+    super::parse(&skeleton).is_ok_and(|v| placed(&v, new, &parts))
+}
+
+/// Whether `skeleton` is `new` with placeholder `i` standing for the value `parts[i]` (the
+/// very node of `new`, not an equal one elsewhere).
+fn placed(skeleton: &Value, new: &Value, parts: &[&Value]) -> bool {
+    if let Some(i) = skeleton
+        .as_str()
+        .and_then(|s| s.strip_prefix(PLACEHOLDER))
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        return parts.get(i).is_some_and(|p| std::ptr::eq(*p, new));
+    }
+    match (skeleton, new) {
+        (Value::Object(s), Value::Object(n)) => {
+            s.len() == n.len()
+                && s.iter()
+                    .all(|(k, v)| n.get(k).is_some_and(|w| placed(v, w, parts)))
+        }
+        (Value::Array(s), Value::Array(n)) => {
+            s.len() == n.len() && s.iter().zip(n).all(|(v, w)| placed(v, w, parts))
+        }
+        (s, n) => s == n,
+    }
+}
+
+/// Equal and in the same key order (which decides the text).
+fn identical(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && identical(va, vb))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| identical(x, y))
+        }
+        (a, b) => a == b,
+    }
+}
+
+fn hash_value(v: &Value, h: &mut impl Hasher) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => (2u8, n).hash(h),
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(a) => {
+            (4u8, a.len()).hash(h);
+            a.iter().for_each(|x| hash_value(x, h));
+        }
+        Value::Object(m) => {
+            (5u8, m.len()).hash(h);
+            for (k, x) in m {
+                k.hash(h);
+                hash_value(x, h);
+            }
+        }
     }
 }
 
@@ -288,35 +504,115 @@ impl CharOffsets {
 
 /// One edit: the bytes `from..to` replaced by `insert`.
 #[derive(Debug)]
-struct Edit {
+struct Edit<'v> {
     from: usize,
     to: usize,
-    insert: String,
+    insert: Insert<'v>,
 }
 
-impl Edit {
-    fn replace(from: usize, to: usize, insert: String) -> Edit {
-        Edit { from, to, insert }
-    }
+#[derive(Debug)]
+enum Insert<'v> {
+    /// Written as is (`\n` line ends, made the document's own when written).
+    Text(String),
+    /// New entries or items in block style, rendered by the [`Splicer`].
+    Block(Block<'v>),
+}
 
-    fn insert(at: usize, text: String) -> Edit {
-        Edit::replace(at, at, text)
+/// Lines of new entries of one block mapping, or new items of one block sequence.
+#[derive(Debug)]
+struct Block<'v> {
+    /// Written first: a line end after a key whose value was empty, or at the end of a text
+    /// that lacks a final one.
+    before: &'static str,
+    parts: Vec<Part<'v>>,
+    /// The last line end is left out: the block ends where a line end already is.
+    open_end: bool,
+}
+
+impl<'v> Block<'v> {
+    fn lines(parts: Vec<Part<'v>>) -> Insert<'v> {
+        Insert::Block(Block {
+            before: "",
+            parts,
+            open_end: false,
+        })
     }
 }
 
-fn apply(text: &str, mut edits: Vec<Edit>) -> Result<String, Unspliceable> {
+/// One new entry (`key: value`) or item (`- value`), its first line at column `col`.
+#[derive(Debug)]
+struct Part<'v> {
+    lead: Lead,
+    col: usize,
+    value: &'v Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Lead {
+    Key(String),
+    Dash,
+}
+
+impl Part<'_> {
+    fn key(&self, doc: &Doc<'_>) -> u64 {
+        let mut h = DefaultHasher::new();
+        (&self.lead, self.col, doc.step, doc.indented_lists).hash(&mut h);
+        hash_value(self.value, &mut h);
+        h.finish()
+    }
+
+    fn render(&self, doc: &Doc<'_>) -> String {
+        let mut out = String::new();
+        match &self.lead {
+            Lead::Key(k) => doc.block_entry(k, self.value, self.col, &mut out),
+            Lead::Dash => doc.block_seq(std::slice::from_ref(self.value), self.col, &mut out),
+        }
+        out
+    }
+
+    /// What its text alone parses to.
+    fn standing_alone(&self) -> Value {
+        match &self.lead {
+            Lead::Key(k) => Value::Object(Map::from_iter([(k.clone(), self.value.clone())])),
+            Lead::Dash => Value::Array(vec![self.value.clone()]),
+        }
+    }
+}
+
+impl<'v> Edit<'v> {
+    fn replace(from: usize, to: usize, insert: String) -> Edit<'v> {
+        Edit {
+            from,
+            to,
+            insert: Insert::Text(insert),
+        }
+    }
+
+    fn insert(at: usize, insert: Insert<'v>) -> Edit<'v> {
+        Edit {
+            from: at,
+            to: at,
+            insert,
+        }
+    }
+}
+
+/// `text` with each `(from, to, insert)` applied, in the order given for equal positions.
+fn apply(text: &str, edits: &[(usize, usize, String)]) -> Result<String, Unspliceable> {
+    let mut order: Vec<usize> = (0..edits.len()).collect();
     // Stable: edits at one position keep the order in which the diff made them.
-    edits.sort_by_key(|e| e.from);
+    order.sort_by_key(|&i| edits[i].0);
     let mut out =
-        String::with_capacity(text.len() + edits.iter().map(|e| e.insert.len()).sum::<usize>());
+        String::with_capacity(text.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
     let mut at = 0;
-    for e in edits {
-        if e.from < at || e.to < e.from || e.to > text.len() {
+    for i in order {
+        let (from, to, insert) = &edits[i];
+        if *from < at || to < from || *to > text.len() {
             return unspliceable("two changes overlap");
         }
-        out.push_str(&text[at..e.from]);
-        out.push_str(&e.insert);
-        at = e.to;
+        out.push_str(&text[at..*from]);
+        out.push_str(insert);
+        at = *to;
     }
     out.push_str(&text[at..]);
     Ok(out)
@@ -431,13 +727,13 @@ impl<'t> Doc<'t> {
         at
     }
 
-    fn diff(
+    fn diff<'v>(
         &self,
         node: &Node,
         old: &Value,
-        new: &Value,
+        new: &'v Value,
         key_line: Option<usize>,
-        edits: &mut Vec<Edit>,
+        edits: &mut Vec<Edit<'v>>,
     ) -> Result<(), Unspliceable> {
         if old == new {
             return Ok(());
@@ -487,30 +783,30 @@ impl<'t> Doc<'t> {
                 if line_end > 0 && self.text.as_bytes()[line_end - 1] == b'\r' {
                     line_end -= 1;
                 }
-                let mut block = String::from("\n");
-                let indent = self.col(key_start) + self.step;
-                match n {
-                    Value::Object(m) => self.block_map(m, indent, &mut block),
-                    Value::Array(a) => {
-                        self.block_seq(a, self.list_col(self.col(key_start)), &mut block)
-                    }
+                let parts = match n {
+                    Value::Object(m) => self.entries(m.iter(), self.col(key_start) + self.step),
+                    Value::Array(a) => self.items(a, self.list_col(self.col(key_start))),
                     _ => return unspliceable("a value changed type"),
-                }
-                block.pop();
-                edits.push(Edit::insert(line_end, block));
+                };
+                let block = Block {
+                    before: "\n",
+                    parts,
+                    open_end: true,
+                };
+                edits.push(Edit::insert(line_end, Insert::Block(block)));
                 Ok(())
             }
             _ => unspliceable("a value changed type"),
         }
     }
 
-    fn diff_map(
+    fn diff_map<'v>(
         &self,
         entries: &[Entry],
         end: usize,
         old: &Map<String, Value>,
-        new: &Map<String, Value>,
-        edits: &mut Vec<Edit>,
+        new: &'v Map<String, Value>,
+        edits: &mut Vec<Edit<'v>>,
     ) -> Result<(), Unspliceable> {
         let Some(first) = entries.first() else {
             return unspliceable("an empty block mapping");
@@ -531,10 +827,7 @@ impl<'t> Doc<'t> {
                 }
             }
         }
-        let mut added = String::new();
-        for (k, v) in new.iter().filter(|(k, _)| !old.contains_key(*k)) {
-            self.block_entry(k, v, indent, &mut added);
-        }
+        let added = self.entries(new.iter().filter(|(k, _)| !old.contains_key(*k)), indent);
         if !added.is_empty() {
             let at = self.after(end, indent);
             edits.push(Edit::insert(at, self.terminated(at, added)));
@@ -545,13 +838,13 @@ impl<'t> Doc<'t> {
     /// Old items are matched to new ones in order: an equal item is kept; an item found
     /// nowhere later on either side was changed in place; otherwise new items are inserted
     /// before the old one, or the old one was removed.
-    fn diff_seq(
+    fn diff_seq<'v>(
         &self,
         items: &[Node],
         end: usize,
         old: &[Value],
-        new: &[Value],
-        edits: &mut Vec<Edit>,
+        new: &'v [Value],
+        edits: &mut Vec<Edit<'v>>,
     ) -> Result<(), Unspliceable> {
         if items.len() != old.len() {
             return unspliceable("a list is not what the text says");
@@ -585,29 +878,57 @@ impl<'t> Doc<'t> {
                 edits.push(removal(i));
                 i += 1;
             } else {
-                let mut block = String::new();
-                self.block_seq(&new[j..j + 1], dash_col, &mut block);
+                let block = Block::lines(self.items(&new[j..j + 1], dash_col));
                 edits.push(Edit::insert(self.line_start(dashes[i]), block));
                 j += 1;
             }
         }
         edits.extend((i..old.len()).map(removal));
         if j < new.len() {
-            let mut block = String::new();
-            self.block_seq(&new[j..], dash_col, &mut block);
             let at = self.after(end, dash_col);
-            edits.push(Edit::insert(at, self.terminated(at, block)));
+            let parts = self.items(&new[j..], dash_col);
+            edits.push(Edit::insert(at, self.terminated(at, parts)));
         }
         Ok(())
     }
 
-    /// Lines inserted at the very end of a text that lacks a final newline need one first.
-    fn terminated(&self, at: usize, lines: String) -> String {
-        if at == self.text.len() && !self.text.is_empty() && !self.text.ends_with('\n') {
-            format!("\n{lines}")
-        } else {
-            lines
-        }
+    /// Lines inserted at `at`; at the very end of a text that lacks a final line end, they
+    /// need one first.
+    fn terminated<'v>(&self, at: usize, parts: Vec<Part<'v>>) -> Insert<'v> {
+        let unterminated =
+            at == self.text.len() && !self.text.is_empty() && !self.text.ends_with('\n');
+        Insert::Block(Block {
+            before: if unterminated { "\n" } else { "" },
+            parts,
+            open_end: false,
+        })
+    }
+
+    /// New entries of a block mapping whose keys are at column `indent`.
+    fn entries<'v>(
+        &self,
+        entries: impl Iterator<Item = (&'v String, &'v Value)>,
+        indent: usize,
+    ) -> Vec<Part<'v>> {
+        entries
+            .map(|(k, value)| Part {
+                lead: Lead::Key(k.clone()),
+                col: indent,
+                value,
+            })
+            .collect()
+    }
+
+    /// New items of a block sequence whose dashes are at column `dash_col`.
+    fn items<'v>(&self, items: &'v [Value], dash_col: usize) -> Vec<Part<'v>> {
+        items
+            .iter()
+            .map(|value| Part {
+                lead: Lead::Dash,
+                col: dash_col,
+                value,
+            })
+            .collect()
     }
 
     /// The dash column of a list under a key at `key_col`, in the document's list style.

@@ -11,7 +11,7 @@ mod proxy;
 use serde_json::{json, Map, Value};
 
 pub use containers::{debug_container, init_container, network_validator};
-pub use proxy::proxy_container;
+pub use proxy::{proxy_container, set_inbound_ports};
 
 use crate::annotations as a;
 use crate::config::Values;
@@ -58,7 +58,7 @@ pub struct PodFacts {
     pub service_name: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Caps {
     pub add: Vec<String>,
     pub drop: Vec<String>,
@@ -168,6 +168,7 @@ pub fn resources(values: &Values) -> Option<Value> {
 }
 
 /// The volumes injection adds, in patch order (docs/behaviour.md §7.9, §8.1).
+#[derive(Clone, Debug)]
 pub struct Volumes {
     pub xtables_lock: Option<Value>,
     pub end_entity: Value,

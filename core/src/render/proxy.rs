@@ -138,6 +138,19 @@ fn security_context(values: &Values, facts: &PodFacts) -> Value {
     Value::Object(sc)
 }
 
+/// Sets `LINKERD2_PROXY_INBOUND_PORTS` in a rendered proxy: the one pod-dependent value of a
+/// proxy rendered once per config (`inject/cache.rs`).
+pub fn set_inbound_ports(proxy: &mut Value, ports: &str) {
+    let env = proxy.get_mut("env").and_then(Value::as_array_mut);
+    for var in env.into_iter().flatten() {
+        if var.get("name").and_then(Value::as_str) == Some(INBOUND_PORTS) {
+            var["value"] = Value::String(ports.to_string());
+        }
+    }
+}
+
+const INBOUND_PORTS: &str = "LINKERD2_PROXY_INBOUND_PORTS";
+
 fn var(name: &str, value: impl Into<String>) -> Value {
     json!({"name": name, "value": value.into()})
 }
@@ -291,7 +304,7 @@ fn env(values: &Values, facts: &PodFacts, ns: &str) -> Vec<Value> {
         format!("{any}:{}", p.ports.inbound),
     ));
     e.push(field_ref("LINKERD2_PROXY_INBOUND_IPS", "status.podIPs"));
-    e.push(var("LINKERD2_PROXY_INBOUND_PORTS", &facts.inbound_ports));
+    e.push(var(INBOUND_PORTS, &facts.inbound_ports));
     if p.is_gateway {
         e.push(var(
             "LINKERD2_PROXY_INBOUND_GATEWAY_SUFFIXES",

@@ -126,6 +126,7 @@ fn context() -> Context {
     Context {
         control_plane_ns: "linkerd".into(),
         created_by: "proxy-injector/webhook test".into(),
+        renders: Default::default(),
     }
 }
 

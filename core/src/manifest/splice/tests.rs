@@ -373,3 +373,71 @@ fn a_block_list_of_flow_items_is_a_block_list() {
         "spec:\n  containers:\n  - {name: app, image: a}\n  args:\n  - [a, b]\n  - [c]\n  - [d]\n"
     );
 }
+
+/// A stream's documents share one rendering of what is inserted into each of them, and the
+/// skeleton confirms where it went without parsing it again.
+#[test]
+fn inserted_text_is_rendered_once_per_stream() {
+    let proxy = json!({"name": "linkerd-proxy", "image": "x:1", "env": [
+        {"name": "A", "value": "multi\nline\n"}, {"name": "B", "value": "true"}]});
+    let mut splicer = Splicer::default();
+    for i in 0..20 {
+        let text = DEPLOYMENT.replace("name: web   # public", &format!("name: web-{i}"));
+        let old = parse(&text).unwrap();
+        let mut new = old.clone();
+        let pod = &mut new["spec"]["template"]["spec"];
+        pod["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(proxy.clone());
+        pod["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "v"}));
+        new["spec"]["template"]["metadata"]["labels"]["owner"] = json!(format!("web-{i}"));
+        let out = splicer.splice(&text, &old, &new).expect("spliced");
+        assert_eq!(parse(&out).unwrap(), new, "document {i}");
+        assert_eq!(
+            out,
+            splice(&text, &old, &new).unwrap(),
+            "as a fresh splicer"
+        );
+    }
+    let counts = splicer.counts();
+    // The proxy and the volume once; the flow mapping `labels: {app: web}` is rewritten in
+    // place, not inserted.
+    assert_eq!(counts.rendered, 2, "{counts:?}");
+    assert_eq!(counts.reused, 38, "{counts:?}");
+    assert_eq!(counts.full_checks, 0, "{counts:?}");
+}
+
+/// The skeleton proves only what it can; otherwise the whole result is parsed.
+#[test]
+fn what_the_skeleton_cannot_prove_is_checked_in_full() {
+    let text = format!("metadata:\n  name: {PLACEHOLDER}0\nspec: {{}}\n");
+    let old = parse(&text).unwrap();
+    let mut new = old.clone();
+    new["metadata"]["labels"] = json!({"a": "b"});
+    let mut splicer = Splicer::default();
+    let out = splicer.splice(&text, &old, &new).expect("spliced");
+    assert_eq!(parse(&out).unwrap(), new);
+    assert_eq!(
+        splicer.counts().full_checks,
+        1,
+        "the input holds the placeholder"
+    );
+}
+
+/// A placeholder counts only where its own part is: an equal value elsewhere does not do.
+#[test]
+fn a_placeholder_must_stand_where_its_part_is() {
+    let new = json!({"a": {"x": 1}, "b": {"x": 1}});
+    let part = &new["a"];
+    let at_a = json!({"a": format!("{PLACEHOLDER}0"), "b": {"x": 1}});
+    let at_b = json!({"a": {"x": 1}, "b": format!("{PLACEHOLDER}0")});
+    assert!(placed(&at_a, &new, &[part]));
+    assert!(!placed(&at_b, &new, &[part]), "an equal value elsewhere");
+    assert!(!placed(&at_a, &new, &[]), "an unknown placeholder");
+    let extra = json!({"a": format!("{PLACEHOLDER}0"), "b": {"x": 1}, "c": 2});
+    assert!(!placed(&extra, &new, &[part]), "a key too many");
+}
