@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use proxy_injector::config::{self, overrides::Annotations};
-use proxy_injector::inject::{inject, Mode, Request};
+use proxy_injector::inject::{inject, Mode, RenderCache, Request};
 use serde_json::{json, Value};
 
 fn typical_pod() -> Value {
@@ -40,9 +40,15 @@ fn bench(c: &mut Criterion) {
         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into();
     let empty = Annotations::new();
     let req = Request::cli(&values, "linkerd", "bench", Mode::Full, &empty, &empty);
+    // Rendered once per config, as the CLI and the webhook do (`inject/cache.rs`).
+    let cache = RenderCache::default();
+    let cached = req.clone().cached(&cache);
     for (name, pod) in [("typical", typical_pod()), ("2000-env", env_heavy_pod())] {
         c.bench_function(&format!("inject/{name}"), |b| {
             b.iter(|| inject(std::hint::black_box(&pod), &req).expect("injects"))
+        });
+        c.bench_function(&format!("inject-cached/{name}"), |b| {
+            b.iter(|| inject(std::hint::black_box(&pod), &cached).expect("injects"))
         });
         c.bench_function(&format!("inject+apply/{name}"), |b| {
             b.iter(|| {
@@ -85,6 +91,8 @@ fn review(c: &mut Criterion) {
         &ns,
         Some(("deployment", "web")),
     );
+    let cache = RenderCache::default();
+    let cached = req.clone().cached(&cache);
     c.bench_function("review/decode", |b| {
         b.iter(|| decode_request(std::hint::black_box(&body)).expect("decodes"))
     });
@@ -93,6 +101,17 @@ fn review(c: &mut Criterion) {
             let d = decode_request(std::hint::black_box(&body)).expect("decodes");
             let obj = object_value(d.object.expect("an object"), "Pod");
             let out = inject(&obj, &req).expect("injects");
+            let resp = AdmissionResponse::from(&d.req)
+                .with_patch(json_patch::Patch(out.patch))
+                .expect("a patch");
+            encode_review(resp).expect("encodes")
+        })
+    });
+    c.bench_function("review/decode+inject-cached+encode", |b| {
+        b.iter(|| {
+            let d = decode_request(std::hint::black_box(&body)).expect("decodes");
+            let obj = object_value(d.object.expect("an object"), "Pod");
+            let out = inject(&obj, &cached).expect("injects");
             let resp = AdmissionResponse::from(&d.req)
                 .with_patch(json_patch::Patch(out.patch))
                 .expect("a patch");
