@@ -3,6 +3,11 @@
 use clap::Parser;
 use proxy_injector::cli::{Cli, Command};
 
+/// Both front-ends allocate and free many small JSON values per document or review; glibc's
+/// malloc spent about a third of `inject --manual`'s time on them (BENCHMARKS.md §2c).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

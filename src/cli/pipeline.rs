@@ -125,7 +125,10 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
     let streams = input::read_all(&args.inputs, stdin)?;
     let req = plan.request();
     let mut writer = Writer::new(Format::from(args.common.output));
-    let mut out = String::new();
+    // Injected output is up to ~7× its input (the proxy is ~7 KB of YAML). Reserving it once
+    // costs address space, not memory (only written pages are resident), and spares the
+    // copies of a doubling buffer, which raised the peak RSS by half at 10k Deployments.
+    let mut out = String::with_capacity(streams.iter().map(|s| s.text.len() * 8).sum::<usize>());
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -190,7 +193,8 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
     let mut writer = Writer::new(Format::from(args.common.output));
     let mut output = Output::default();
     for stream in &streams {
-        let mut out = String::new();
+        // Uninjected output is at most its input.
+        let mut out = String::with_capacity(stream.text.len());
         let mut reports = Vec::new();
         let mut errors = Vec::new();
         let mut notes = Vec::new();

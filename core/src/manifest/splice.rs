@@ -23,11 +23,11 @@
 //!
 //! A [`Splicer`] does this for a stream. What injection inserts is the same for every pod of
 //! one config (the proxy, the init container, the volumes), so the text of each inserted
-//! entry or item is rendered once, checked once, and remembered. The check of a whole
-//! document then does not parse what was inserted again: it parses the document with each
-//! inserted entry or item collapsed to one placeholder line (the *skeleton*), which proves
-//! where the insertions landed, while each inserted text was proved on its own when it was
-//! first rendered. Block structure is decided by indentation, so an entry whose lines
+//! entry or item that spans lines is rendered once, checked once, and remembered. The check
+//! of a whole document then does not parse those again: it parses the document with each of
+//! them collapsed to one placeholder line (the *skeleton*, where one-line insertions stand
+//! as written), which proves where the insertions landed, while each collapsed text was
+//! proved on its own when it was first rendered. Block structure is decided by indentation, so an entry whose lines
 //! parse on their own, placed on its own lines where its placeholder parses, parses to the
 //! same value in place. Anything the skeleton does not confirm is checked the slow way:
 //! the whole result parsed again.
@@ -129,9 +129,9 @@ pub struct Splicer {
 /// What a [`Splicer`] did, for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Inserted entries or items rendered (and checked on their own).
+    /// Inserted multi-line entries or items rendered (and checked on their own).
     pub rendered: usize,
-    /// Inserted entries or items whose text was remembered.
+    /// Inserted multi-line entries or items whose text was remembered.
     pub reused: usize,
     /// Documents checked by parsing the whole result, the skeleton not sufficing.
     pub full_checks: usize,
@@ -169,7 +169,7 @@ impl Splicer {
         let out = apply(text, &written)?;
         // The result is checked before it is used: a splicing mistake costs a re-serialised
         // document, never a wrong one.
-        if !text.contains(PLACEHOLDER) && skeleton_holds(text, &edits, new, eol) {
+        if !text.contains(PLACEHOLDER) && skeleton_holds(&doc, &edits, new, eol) {
             return Ok(out);
         }
         self.counts.full_checks += 1;
@@ -191,7 +191,7 @@ impl Splicer {
         };
         let mut out = String::from(block.before);
         for part in &block.parts {
-            out.push_str(self.part(doc, part)?);
+            out.push_str(&self.part(doc, part)?);
         }
         if block.open_end {
             out.pop();
@@ -205,7 +205,11 @@ impl Splicer {
 
     /// The text of one inserted entry or item: remembered, or rendered and checked on its
     /// own (parsed, it must be the one-entry mapping or one-item list it stands for).
-    fn part(&mut self, doc: &Doc<'_>, part: &Part<'_>) -> Result<&str, Unspliceable> {
+    fn part(&mut self, doc: &Doc<'_>, part: &Part<'_>) -> Result<String, Unspliceable> {
+        if !part.is_block() {
+            // One line, written as is into the skeleton too, which checks it in place.
+            return Ok(part.render(doc));
+        }
         let key = part.key(doc);
         let found = self.texts.get(&key).and_then(|list| {
             list.iter().position(|r| {
@@ -214,7 +218,7 @@ impl Splicer {
         });
         if let Some(i) = found {
             self.counts.reused += 1;
-            return Ok(&self.texts[&key][i].text);
+            return Ok(self.texts[&key][i].text.clone());
         }
         let text = part.render(doc);
         if super::parse(&text).ok().as_ref() != Some(&part.standing_alone()) {
@@ -226,14 +230,13 @@ impl Splicer {
             self.remembered = 0;
         }
         self.remembered += 1;
-        let list = self.texts.entry(key).or_default();
-        list.push(Rendered {
+        self.texts.entry(key).or_default().push(Rendered {
             lead: part.lead.clone(),
             col: part.col,
             value: part.value.clone(),
-            text,
+            text: text.clone(),
         });
-        Ok(&list[list.len() - 1].text)
+        Ok(text)
     }
 }
 
@@ -243,7 +246,8 @@ const PLACEHOLDER: &str = "__proxy_injector_splice_";
 
 /// Whether the text with each inserted part collapsed to a placeholder line parses to `new`
 /// with each placeholder exactly where its part's value is.
-fn skeleton_holds(text: &str, edits: &[Edit<'_>], new: &Value, eol: &str) -> bool {
+fn skeleton_holds(doc: &Doc<'_>, edits: &[Edit<'_>], new: &Value, eol: &str) -> bool {
+    let text = doc.text;
     let mut parts: Vec<&Value> = Vec::new();
     let mut written = Vec::with_capacity(edits.len());
     for e in edits {
@@ -252,6 +256,10 @@ fn skeleton_holds(text: &str, edits: &[Edit<'_>], new: &Value, eol: &str) -> boo
             Insert::Block(b) => {
                 let mut out = String::from(b.before);
                 for p in &b.parts {
+                    if !p.is_block() {
+                        out.push_str(&p.render(doc));
+                        continue;
+                    }
                     let _ = write!(out, "{:col$}", "", col = p.col);
                     match &p.lead {
                         Lead::Key(k) => out.push_str(&scalar(&Value::String(k.clone()))),
@@ -554,6 +562,16 @@ enum Lead {
 }
 
 impl Part<'_> {
+    /// Whether the part spans lines below its first (a non-empty mapping or list): such
+    /// parts are remembered, and stand as a placeholder in the skeleton.
+    fn is_block(&self) -> bool {
+        match self.value {
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        }
+    }
+
     fn key(&self, doc: &Doc<'_>) -> u64 {
         let mut h = DefaultHasher::new();
         (&self.lead, self.col, doc.step, doc.indented_lists).hash(&mut h);
@@ -1077,8 +1095,9 @@ fn scalar(v: &Value) -> String {
 
 /// Whether a string can be written plain and read back as the same string, by a rule
 /// simpler than YAML's (anything else goes through the YAML emitter, which knows them all):
-/// a letter, `/`, `_` or `$` first, then letters, digits and `./_-$(),=`, or a `:` not
-/// followed by a space and not last; never a word YAML reads as a boolean or null.
+/// a letter, `/`, `_` or `$` first, then letters, digits and `./_-$(),=`, a `:` not
+/// followed by a space and not last, or a space not last and not followed by `#`; never a
+/// word YAML reads as a boolean or null.
 fn is_plain(s: &str) -> bool {
     let bytes = s.as_bytes();
     let Some(&first) = bytes.first() else {
@@ -1094,6 +1113,7 @@ fn is_plain(s: &str) -> bool {
                 b'.' | b'/' | b'_' | b'-' | b'$' | b'(' | b')' | b',' | b'='
             )
             || b == b':' && bytes.get(i + 1).is_some_and(|n| *n != b' ')
+            || b == b' ' && bytes.get(i + 1).is_some_and(|n| *n != b'#' && *n != b' ')
     });
     const WORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null"];
     body_ok && !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))

@@ -309,6 +309,14 @@ fn plain_scalars_read_back_as_strings() {
         "Infinity",
         "-x",
         "4143",
+        "proxy-injector/cli 0.1.0",
+        "a #b",
+        "a b ",
+        "x  y",
+        "a - b",
+        "a: b c",
+        "null x",
+        "true false",
     ];
     for s in samples {
         let text = format!("k: {}\n", scalar(&json!(s)));
