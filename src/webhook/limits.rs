@@ -136,7 +136,9 @@ impl Limits {
 /// each thread that allocates its own arena and keeps what is freed there: a large review
 /// decoded on one blocking-pool thread after another on a different thread would add to RSS
 /// instead of reusing it (48 reviews of 6 MB: peak 149 MiB without this; BENCHMARKS.md,
-/// "Abuse").
+/// "Abuse"). The binary's own allocations now go through mimalloc (`src/main.rs`), which
+/// returns freed pages by itself (the same flood peaks at 100.6 MiB); the trim still returns
+/// what C code beneath us (the TLS library) freed to glibc.
 impl Drop for Received {
     fn drop(&mut self) {
         if self.is_heavy() {
