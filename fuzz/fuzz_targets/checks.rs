@@ -205,7 +205,9 @@ pub fn admission(data: &[u8]) {
 /// to a mapping, an item added to a list at its end or front, an empty value given content).
 /// No panic; a splice either falls back or gives text that reads back as the new value,
 /// whatever the skeleton check let through; a splicer that remembers inserted texts writes
-/// what a fresh one writes; splicing the old value back gives the text back, or falls back.
+/// what a fresh one writes; when the splice only added lines, splicing the old value back
+/// gives the text back (with a final line end, if it lacked one and lines were added at its
+/// end), or falls back.
 pub fn splice(data: &[u8]) {
     let (choice, text) = data.split_at(data.len().min(3));
     let Ok(text) = std::str::from_utf8(text) else {
@@ -229,9 +231,30 @@ pub fn splice(data: &[u8]) {
     );
     let again = splicer.splice(text, &old, &new).expect("it spliced once");
     assert_eq!(again, out, "a remembering splicer wrote something else");
-    if let Ok(back) = manifest::Splicer::default().splice(&out, &new, &old) {
-        assert_eq!(back, text, "the reverse splice does not give the text back");
+    // A flow node that changed was rewritten in our flow style, which the reverse cannot
+    // undo: the round trip is for splices that only added lines.
+    if !only_added(text, &out) {
+        return;
     }
+    if let Ok(back) = manifest::Splicer::default().splice(&out, &new, &old) {
+        // Lines added after a last line without a line end gave it one, which stays (found
+        // by fuzzing; the CLI's splitter ends every document's lines anyway).
+        let ended = back
+            .strip_suffix("\r\n")
+            .or_else(|| back.strip_suffix('\n'));
+        let terminated = !text.ends_with('\n') && ended == Some(text);
+        assert!(
+            back == text || terminated,
+            "the reverse splice does not give the text back:\n{back:?}\n{text:?}"
+        );
+    }
+}
+
+/// Whether every line of `text` is in `out`, in order (a final line without its line end
+/// counts as the same line with it).
+fn only_added(text: &str, out: &str) -> bool {
+    let mut lines = out.lines();
+    text.lines().all(|l| lines.any(|o| o == l))
 }
 
 /// Applies the change `choice` selects to one of the value's mappings or lists (or empty

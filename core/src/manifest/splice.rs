@@ -27,10 +27,13 @@
 //! of a whole document then does not parse those again: it parses the document with each of
 //! them collapsed to one placeholder line (the *skeleton*, where one-line insertions stand
 //! as written), which proves where the insertions landed, while each collapsed text was
-//! proved on its own when it was first rendered. Block structure is decided by indentation, so an entry whose lines
-//! parse on their own, placed on its own lines where its placeholder parses, parses to the
-//! same value in place. Anything the skeleton does not confirm is checked the slow way:
-//! the whole result parsed again.
+//! proved on its own when it was first rendered. Block structure is decided by indentation,
+//! so an entry whose lines parse on their own, placed on its own lines where its placeholder
+//! parses, parses to the same value in place — as long as its text does not end in a
+//! literal block, which takes in a following line of spaces deeper than its indentation:
+//! such entries stand in the skeleton as written. (No `|+` block is written at all.)
+//! Anything the skeleton does not confirm is checked the slow way: the whole result parsed
+//! again.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -256,7 +259,7 @@ fn skeleton_holds(doc: &Doc<'_>, edits: &[Edit<'_>], new: &Value, eol: &str) -> 
             Insert::Block(b) => {
                 let mut out = String::from(b.before);
                 for p in &b.parts {
-                    if !p.is_block() {
+                    if !p.is_block() || ends_in_literal(p.value) {
                         out.push_str(&p.render(doc));
                         continue;
                     }
@@ -369,13 +372,22 @@ fn read(text: &str) -> Result<Node, Unspliceable> {
                 if anchor != 0 || tag.is_some() {
                     return unspliceable("it uses an anchor or a tag");
                 }
-                // A block scalar's span runs on to the next token's indentation.
-                let end = start + text[start..end].trim_end_matches(' ').len();
+                let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+                // A block scalar's span runs on to the next token's indentation, over any
+                // blank lines after it. They are its content only when it keeps its final
+                // line ends (`|+`); otherwise it ends with its last content line, so that
+                // removing it leaves the blank lines (found by fuzzing the splicer).
+                let span = &text[start..end];
+                let keeps = value.len() - value.trim_end_matches('\n').len() > 1;
+                let end = if block && !keeps {
+                    start + span.trim_end_matches([' ', '\t', '\r', '\n']).len()
+                } else {
+                    start + span.trim_end_matches(' ').len()
+                };
                 if let Some((Node::Map { .. }, pending @ None)) = stack.last_mut() {
                     *pending = Some((value.into_owned(), start, end));
                     continue;
                 }
-                let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
                 Node::Scalar { start, end, block }
             }
             Event::MappingStart(anchor, tag) | Event::SequenceStart(anchor, tag) => {
@@ -698,14 +710,19 @@ impl<'t> Doc<'t> {
         }
     }
 
+    // Both search bytes, not characters: `at` may be inside a multi-byte character (one past
+    // a node's end, minus one, found by fuzzing), and a line end is one byte either way.
     fn line_start(&self, at: usize) -> usize {
-        self.text[..at].rfind('\n').map_or(0, |i| i + 1)
+        let bytes = &self.text.as_bytes()[..at.min(self.text.len())];
+        bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
     }
 
     /// The start of the line after the one holding byte `at`.
     fn next_line(&self, at: usize) -> usize {
-        self.text[at..]
-            .find('\n')
+        let bytes = self.text.as_bytes().get(at..).unwrap_or_default();
+        bytes
+            .iter()
+            .position(|&b| b == b'\n')
             .map_or(self.text.len(), |i| at + i + 1)
     }
 
@@ -980,14 +997,10 @@ impl<'t> Doc<'t> {
     /// A scalar in block context: a multi-line string as a literal block (`|`) indented at
     /// `indent`, anything else on the line.
     fn block_scalar(&self, v: &Value, indent: usize) -> String {
-        let Value::String(s) = v else {
-            return inline(v);
-        };
-        let printable = s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control());
-        if !s.contains('\n') || !printable || s.starts_with([' ', '\t', '\n']) {
-            return inline(v);
+        match v {
+            Value::String(s) if is_literal(s) => literal(s, indent),
+            v => inline(v),
         }
-        literal(s, indent)
     }
 
     fn block_map(&self, map: &Map<String, Value>, indent: usize, out: &mut String) {
@@ -1021,25 +1034,37 @@ fn inline(v: &Value) -> String {
     }
 }
 
-/// A multi-line string as a literal block scalar (`|`, `|-` or `|+` as its final newlines
-/// say), its lines indented at `indent`.
+/// Whether a string is written as a literal block: it spans lines, every character
+/// prints, it does not start with a blank, and it has at most one final line end — two
+/// would need `|+`, which takes in the blank lines that follow it in the document (found by
+/// a test of the skeleton check), so such strings stay on one line, quoted.
+fn is_literal(s: &str) -> bool {
+    let printable = s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control());
+    s.contains('\n') && printable && !s.starts_with([' ', '\t', '\n']) && !s.ends_with("\n\n")
+}
+
+/// Whether a value's text ends inside a literal block (its last leaf is one): a literal
+/// takes in a following line of spaces deeper than its own indentation, so what reads right
+/// alone can read wrong in place (found by fuzzing the splicer).
+fn ends_in_literal(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.values().next_back().is_some_and(ends_in_literal),
+        Value::Array(a) => a.last().is_some_and(ends_in_literal),
+        Value::String(s) => is_literal(s),
+        _ => false,
+    }
+}
+
+/// A multi-line string with at most one final line end as a literal block scalar (`|` or
+/// `|-`), its lines indented at `indent`.
 fn literal(s: &str, indent: usize) -> String {
-    let body = s.trim_end_matches('\n');
-    let newlines = s.len() - body.len();
-    let chomp = match newlines {
-        0 => "-",
-        1 => "",
-        _ => "+",
-    };
-    let mut text = format!("|{chomp}");
-    for line in body.split('\n') {
+    let body = s.strip_suffix('\n');
+    let mut text = String::from(if body.is_some() { "|" } else { "|-" });
+    for line in body.unwrap_or(s).split('\n') {
         text.push('\n');
         if !line.is_empty() {
             let _ = write!(text, "{:indent$}{line}", "");
         }
-    }
-    for _ in 1..newlines {
-        text.push('\n');
     }
     text
 }

@@ -258,9 +258,8 @@ fn multi_line_strings_are_literal_blocks() {
             "    x",
             "",
             "    y",
-            "  keep: |+",
-            "    x",
-            "",
+            // `|+` would take in blank lines after it in the document: quoted instead.
+            "  keep: \"x\\n\\n\"",
             "  list:",
             "  - |",
             "    l1",
@@ -448,4 +447,42 @@ fn a_placeholder_must_stand_where_its_part_is() {
     assert!(!placed(&at_a, &new, &[]), "an unknown placeholder");
     let extra = json!({"a": format!("{PLACEHOLDER}0"), "b": {"x": 1}, "c": 2});
     assert!(!placed(&extra, &new, &[part]), "a key too many");
+}
+
+/// Found by fuzzing: a literal block runs on over the blank lines after it, which are not
+/// its content (unless it keeps its line ends); removing it must leave them.
+#[test]
+fn blank_lines_after_a_literal_block_are_not_its_own() {
+    let text = "spec:\n  c: d\n  \nz: 1\n";
+    let mut v = parse(text).unwrap();
+    v["spec"]["e"] = json!({"script": "one\ntwo\n"});
+    let out = spliced(text, &v);
+    assert!(
+        out.contains("    script: |\n      one\n      two\n  \nz: 1\n"),
+        "{out:?}"
+    );
+    v["spec"]["e"] = json!({"script": "kept\n\n"});
+    spliced(text, &v);
+}
+
+/// Found by fuzzing: a literal block at the end of an inserted entry takes in a following
+/// line of spaces deeper than its indentation. Such an entry is checked in place, not by its
+/// placeholder, so the mistake is caught and the document falls back.
+#[test]
+fn an_entry_ending_in_a_literal_block_is_checked_in_place() {
+    let text = "data: x\n        ";
+    let old = parse(text).unwrap();
+    let mut new = old.clone();
+    new["env"] = json!([{"name": "X", "value": "1\n2\n"}]);
+    let mut splicer = Splicer::default();
+    match splicer.splice(text, &old, &new) {
+        Ok(out) => assert_eq!(parse(&out).unwrap(), new, "{out:?}"),
+        Err(e) => assert!(e.0.contains("does not read back"), "{e}"),
+    }
+    assert_eq!(
+        splicer.counts().full_checks,
+        1,
+        "the skeleton did not suffice"
+    );
+    assert!(ends_in_literal(&new["env"]) && !ends_in_literal(&json!({"a": "1\n2\n", "b": 1})));
 }
