@@ -30,8 +30,9 @@
 //! proved on its own when it was first rendered. Block structure is decided by indentation,
 //! so an entry whose lines parse on their own, placed on its own lines where its placeholder
 //! parses, parses to the same value in place — as long as its text does not end in a
-//! literal block, which takes in a following line of spaces deeper than its indentation:
-//! such entries stand in the skeleton as written. (No `|+` block is written at all.)
+//! literal block, which takes in a following line of spaces deeper than its indentation,
+//! and no line of blanks follows it (a tab there can be an error after a block list): such
+//! entries stand in the skeleton as written. (No `|+` block is written at all.)
 //! Anything the skeleton does not confirm is checked the slow way: the whole result parsed
 //! again.
 
@@ -257,9 +258,15 @@ fn skeleton_holds(doc: &Doc<'_>, edits: &[Edit<'_>], new: &Value, eol: &str) -> 
         let insert = match &e.insert {
             Insert::Text(t) => t.replace('\n', eol),
             Insert::Block(b) => {
+                let next = if b.open_end {
+                    doc.next_line(e.to)
+                } else {
+                    e.to
+                };
+                let exposed = blanks_follow(text, next);
                 let mut out = String::from(b.before);
                 for p in &b.parts {
-                    if !p.is_block() || ends_in_literal(p.value) {
+                    if !p.is_block() || ends_in_literal(p.value) || exposed {
                         out.push_str(&p.render(doc));
                         continue;
                     }
@@ -288,6 +295,21 @@ fn skeleton_holds(doc: &Doc<'_>, edits: &[Edit<'_>], new: &Value, eol: &str) -> 
         return false;
     };
     super::parse(&skeleton).is_ok_and(|v| placed(&v, new, &parts))
+}
+
+/// Whether the first line from `at` on that is not empty holds blanks only (spaces, tabs, a
+/// carriage return): such a line after an inserted block can change how it reads (a tab
+/// where a block list expects indentation is an error; found by fuzzing), so the block is
+/// checked in place.
+fn blanks_follow(text: &str, at: usize) -> bool {
+    let rest = text.get(at..).unwrap_or_default();
+    for line in rest.split('\n') {
+        if line.is_empty() || line == "\r" {
+            continue;
+        }
+        return line.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r'));
+    }
+    false
 }
 
 /// Whether `skeleton` is `new` with placeholder `i` standing for the value `parts[i]` (the

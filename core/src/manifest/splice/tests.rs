@@ -486,3 +486,23 @@ fn an_entry_ending_in_a_literal_block_is_checked_in_place() {
     );
     assert!(ends_in_literal(&new["env"]) && !ends_in_literal(&json!({"a": "1\n2\n", "b": 1})));
 }
+
+/// Found by fuzzing: a line of blanks with a tab after an inserted block list reads as an
+/// error, though its placeholder reads fine; a block followed by blanks is checked in place.
+#[test]
+fn a_block_followed_by_a_line_of_blanks_is_checked_in_place() {
+    let text = "data:\n 0o0o\n \t\n";
+    let old = parse(text).unwrap();
+    let mut new = old.clone();
+    new["added"] = json!(["x", {"y": null}]);
+    let mut splicer = Splicer::default();
+    if let Ok(out) = splicer.splice(text, &old, &new) {
+        assert_eq!(parse(&out).ok(), Some(new), "{out:?}");
+    }
+    assert_eq!(
+        splicer.counts().full_checks,
+        1,
+        "the skeleton did not suffice"
+    );
+    assert!(blanks_follow("a\n\n \t\nb", 2) && !blanks_follow("a\n\nb\n \n", 2));
+}
