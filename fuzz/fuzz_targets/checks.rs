@@ -217,9 +217,9 @@ pub fn splice(data: &[u8]) {
         return;
     };
     let mut new = old.clone();
-    if !change(&mut new, choice) {
+    let Some(change) = change(&mut new, choice) else {
         return;
-    }
+    };
     let mut splicer = manifest::Splicer::default();
     let Ok(out) = splicer.splice(text, &old, &new) else {
         return;
@@ -232,8 +232,10 @@ pub fn splice(data: &[u8]) {
     let again = splicer.splice(text, &old, &new).expect("it spliced once");
     assert_eq!(again, out, "a remembering splicer wrote something else");
     // A flow node that changed was rewritten in our flow style, which the reverse cannot
-    // undo: the round trip is for splices that only added lines.
-    if !only_added(text, &out) {
+    // undo: the round trip is for splices that only added lines. And an empty value that was
+    // given content goes back to null, which is written `null` (the text's empty value and
+    // `null` read alike; found by fuzzing).
+    if !only_added(text, &out) || change == Change::FilledEmpty {
         return;
     }
     if let Ok(back) = manifest::Splicer::default().splice(&out, &new, &old) {
@@ -257,9 +259,15 @@ fn only_added(text: &str, out: &str) -> bool {
     text.lines().all(|l| lines.any(|o| o == l))
 }
 
+#[derive(PartialEq)]
+enum Change {
+    Added,
+    FilledEmpty,
+}
+
 /// Applies the change `choice` selects to one of the value's mappings or lists (or empty
-/// values); false when there is none.
-fn change(v: &mut serde_json::Value, choice: &[u8]) -> bool {
+/// values); `None` when there is none.
+fn change(v: &mut serde_json::Value, choice: &[u8]) -> Option<Change> {
     use serde_json::{json, Value};
     fn targets(v: &Value, at: String, out: &mut Vec<String>) {
         match v {
@@ -284,9 +292,7 @@ fn change(v: &mut serde_json::Value, choice: &[u8]) -> bool {
     targets(v, String::new(), &mut found);
     let kind = choice.first().copied().unwrap_or(0);
     let pick = usize::from(choice.get(1).copied().unwrap_or(0));
-    let Some(at) = found.get(pick % found.len().max(1)) else {
-        return false;
-    };
+    let at = found.get(pick % found.len().max(1))?;
     let added = match kind % 4 {
         0 => json!("enabled"),
         1 => {
@@ -295,9 +301,7 @@ fn change(v: &mut serde_json::Value, choice: &[u8]) -> bool {
         2 => json!(["x", {"y": null}]),
         _ => json!(3),
     };
-    let Some(target) = v.pointer_mut(at) else {
-        return false;
-    };
+    let target = v.pointer_mut(at)?;
     match target {
         Value::Object(m) => {
             m.insert(
@@ -307,8 +311,11 @@ fn change(v: &mut serde_json::Value, choice: &[u8]) -> bool {
         }
         Value::Array(a) if kind & 4 == 0 => a.push(added),
         Value::Array(a) => a.insert(0, added),
-        Value::Null => *target = json!({"k": added}),
-        _ => return false,
+        Value::Null => {
+            *target = json!({"k": added});
+            return Some(Change::FilledEmpty);
+        }
+        _ => return None,
     }
-    true
+    Some(Change::Added)
 }
