@@ -14,7 +14,8 @@
 //!   ports differ from pod to pod and are filled per pod.
 //!
 //! Without a cache, [`super::resolve`] and [`super::emit`] compute the same things afresh;
-//! the results are identical (`inject/tests.rs` checks both ways on every fixture pod).
+//! the results are identical (`cache/tests.rs` checks both ways on pods that differ in every
+//! input of a rendering; the CLI goldens are written through the cache).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -254,9 +255,10 @@ impl RenderCache {
         self.lock_any().counts
     }
 
-    /// The memory, its configs forgotten first if they were computed from other base Values.
-    /// (Containers need no such check: they are keyed by a config's id, and ids are never
-    /// handed out twice.)
+    /// The memory, emptied first if its configs were computed from other base Values. (The
+    /// containers go too, to free them: their keys name configs by an id that is never handed
+    /// out twice, so they could not be found again anyway — which is also why looking them up
+    /// needs no such check.)
     fn lock(&self, base: &Values) -> std::sync::MutexGuard<'_, Memo> {
         let mut memo = self.lock_any();
         if memo.base.as_ref() != Some(base) {

@@ -165,15 +165,18 @@ impl Splicer {
         }
         let mut edits = Vec::new();
         doc.diff(&root, old, new, None, &mut edits)?;
-        let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-        let mut written = Vec::with_capacity(edits.len());
+        let crlf = text.contains("\r\n");
+        let ends = |s: String| if crlf { s.replace('\n', "\r\n") } else { s };
+        let (mut written, mut skeleton, mut placed) = (Vec::new(), Vec::new(), Vec::new());
         for e in &edits {
-            written.push((e.from, e.to, self.write(&doc, e, eol)?));
+            let (insert, stands_for) = self.write(&doc, e, &mut placed)?;
+            written.push((e.from, e.to, ends(insert)));
+            skeleton.push((e.from, e.to, ends(stands_for)));
         }
         let out = apply(text, &written)?;
         // The result is checked before it is used: a splicing mistake costs a re-serialised
         // document, never a wrong one.
-        if !text.contains(PLACEHOLDER) && skeleton_holds(&doc, &edits, new, eol) {
+        if !text.contains(PLACEHOLDER) && skeleton_holds(text, &skeleton, new, &placed) {
             return Ok(out);
         }
         self.counts.full_checks += 1;
@@ -187,24 +190,42 @@ impl Splicer {
         self.counts
     }
 
-    /// The text an edit inserts.
-    fn write(&mut self, doc: &Doc<'_>, edit: &Edit<'_>, eol: &str) -> Result<String, Unspliceable> {
+    /// The text an edit inserts, and what stands for it in the skeleton: each multi-line part
+    /// collapsed to a placeholder line, unless it must be checked in place. `placed` collects
+    /// the values the placeholders stand for, in order.
+    fn write<'v>(
+        &mut self,
+        doc: &Doc<'_>,
+        edit: &Edit<'v>,
+        placed: &mut Vec<&'v Value>,
+    ) -> Result<(String, String), Unspliceable> {
         let block = match &edit.insert {
-            Insert::Text(t) => return Ok(t.replace('\n', eol)),
+            Insert::Text(t) => return Ok((t.clone(), t.clone())),
             Insert::Block(b) => b,
         };
+        let next = if block.open_end {
+            doc.next_line(edit.to)
+        } else {
+            edit.to
+        };
+        let exposed = blanks_follow(doc.text, next);
         let mut out = String::from(block.before);
+        let mut skeleton = out.clone();
         for part in &block.parts {
-            out.push_str(&self.part(doc, part)?);
+            let text = self.part(doc, part)?;
+            out.push_str(&text);
+            if !part.is_block() || ends_in_literal(part.value) || exposed {
+                skeleton.push_str(&text);
+            } else {
+                part.placeholder(placed.len(), &mut skeleton);
+                placed.push(part.value);
+            }
         }
         if block.open_end {
             out.pop();
+            skeleton.pop();
         }
-        Ok(if eol == "\n" {
-            out
-        } else {
-            out.replace('\n', eol)
-        })
+        Ok((out, skeleton))
     }
 
     /// The text of one inserted entry or item: remembered, or rendered and checked on its
@@ -248,53 +269,18 @@ impl Splicer {
 /// its index.
 const PLACEHOLDER: &str = "__proxy_injector_splice_";
 
-/// Whether the text with each inserted part collapsed to a placeholder line parses to `new`
-/// with each placeholder exactly where its part's value is.
-fn skeleton_holds(doc: &Doc<'_>, edits: &[Edit<'_>], new: &Value, eol: &str) -> bool {
-    let text = doc.text;
-    let mut parts: Vec<&Value> = Vec::new();
-    let mut written = Vec::with_capacity(edits.len());
-    for e in edits {
-        let insert = match &e.insert {
-            Insert::Text(t) => t.replace('\n', eol),
-            Insert::Block(b) => {
-                let next = if b.open_end {
-                    doc.next_line(e.to)
-                } else {
-                    e.to
-                };
-                let exposed = blanks_follow(text, next);
-                let mut out = String::from(b.before);
-                for p in &b.parts {
-                    if !p.is_block() || ends_in_literal(p.value) || exposed {
-                        out.push_str(&p.render(doc));
-                        continue;
-                    }
-                    let _ = write!(out, "{:col$}", "", col = p.col);
-                    match &p.lead {
-                        Lead::Key(k) => out.push_str(&scalar(&Value::String(k.clone()))),
-                        Lead::Dash => out.push('-'),
-                    }
-                    let sep = if matches!(p.lead, Lead::Key(_)) {
-                        ":"
-                    } else {
-                        ""
-                    };
-                    let _ = writeln!(out, "{sep} {PLACEHOLDER}{}", parts.len());
-                    parts.push(p.value);
-                }
-                if b.open_end {
-                    out.pop();
-                }
-                out.replace('\n', eol)
-            }
-        };
-        written.push((e.from, e.to, insert));
-    }
-    let Ok(skeleton) = apply(text, &written) else {
+/// Whether the text with the skeleton's edits parses to `new` with each placeholder exactly
+/// where its part's value is.
+fn skeleton_holds(
+    text: &str,
+    skeleton: &[(usize, usize, String)],
+    new: &Value,
+    parts: &[&Value],
+) -> bool {
+    let Ok(skeleton) = apply(text, skeleton) else {
         return false;
     };
-    super::parse(&skeleton).is_ok_and(|v| placed(&v, new, &parts))
+    super::parse(&skeleton).is_ok_and(|v| placed(&v, new, parts))
 }
 
 /// Whether the first line from `at` on that is not empty holds blanks only (spaces, tabs, a
@@ -620,6 +606,20 @@ impl Part<'_> {
             Lead::Dash => doc.block_seq(std::slice::from_ref(self.value), self.col, &mut out),
         }
         out
+    }
+
+    /// Its placeholder line in the skeleton: the same lead, the `i`th placeholder for value.
+    fn placeholder(&self, i: usize, out: &mut String) {
+        let _ = write!(out, "{:col$}", "", col = self.col);
+        match &self.lead {
+            Lead::Key(k) => {
+                let key = scalar(&Value::String(k.clone()));
+                let _ = writeln!(out, "{key}: {PLACEHOLDER}{i}");
+            }
+            Lead::Dash => {
+                let _ = writeln!(out, "- {PLACEHOLDER}{i}");
+            }
+        }
     }
 
     /// What its text alone parses to.
