@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let out = inject(&pod, &req).expect("injects");
                 let mut doc = pod.clone();
-                json_patch::patch(&mut doc, &out.patch).expect("applies");
+                out.patch.apply(&mut doc).expect("applies");
                 doc
             })
         });
@@ -64,7 +64,9 @@ fn bench(c: &mut Criterion) {
 /// The webhook's work on one review, minus HTTP and TLS: the same functions `POST /` runs.
 fn review(c: &mut Criterion) {
     use kube::core::admission::AdmissionResponse;
-    use proxy_injector::webhook::admission::{decode_request, encode_review, object_value};
+    use proxy_injector::webhook::admission::{
+        decode_request, encode_review, object_value, with_patch,
+    };
     let values = {
         let mut v = config::load([]).expect("defaults");
         v.identity_trust_anchors_pem =
@@ -103,9 +105,8 @@ fn review(c: &mut Criterion) {
                 let d = decode_request(std::hint::black_box(&body)).expect("decodes");
                 let obj = object_value(d.object.expect("an object"), "Pod");
                 let out = inject(&obj, req).expect("injects");
-                let resp = AdmissionResponse::from(&d.req)
-                    .with_patch(json_patch::Patch(out.patch))
-                    .expect("a patch");
+                let resp = AdmissionResponse::from(&d.req);
+                let resp = with_patch(resp, &out.patch).expect("a patch");
                 encode_review(resp).expect("encodes")
             })
         });

@@ -148,7 +148,9 @@ fn cli_inject(obj: &Value, req: &Request<'_>) -> Result<Value, String> {
     let mut v = obj.clone();
     uninject(&mut v).map_err(|e| e.to_string())?;
     let out = inject(&v, req).map_err(|e| e.to_string())?;
-    json_patch::patch(&mut v, &out.patch).map_err(|e| format!("patch does not apply: {e}"))?;
+    out.patch
+        .apply(&mut v)
+        .map_err(|e| format!("patch does not apply: {e}"))?;
     Ok(v)
 }
 
@@ -197,7 +199,7 @@ fn generated_patches_apply_with_an_independent_implementation() {
             continue;
         };
         let mut applied = doc.clone();
-        json_patch::patch(&mut applied, &out.patch).unwrap();
+        out.patch.apply(&mut applied).unwrap();
         batch.push(json!({"doc": doc, "patch": out.patch}));
         expected.push(applied);
     }

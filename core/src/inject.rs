@@ -16,7 +16,6 @@ mod cache;
 
 use std::sync::Arc;
 
-use json_patch::PatchOperation;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -26,7 +25,7 @@ use crate::annotations as a;
 use crate::config::overrides::{self, Annotations, Warning};
 use crate::config::Values;
 use crate::decide::{self, Origin, Report, SkipReason};
-use crate::patch::PatchBuilder;
+use crate::patch::{Added, Patch, PatchBuilder};
 use crate::render::{self, PodFacts, RenderError};
 use crate::workload::{self, Category, Identity, PodTemplate, ShapeError};
 
@@ -151,7 +150,7 @@ impl<'a> Request<'a> {
 #[derive(Debug)]
 pub struct Outcome {
     pub report: Report,
-    pub patch: Vec<PatchOperation>,
+    pub patch: Patch,
     /// Bad annotation values that were ignored, as upstream logs them.
     pub warnings: Vec<Warning>,
 }
@@ -235,7 +234,7 @@ pub fn inject(obj: &Value, req: &Request<'_>) -> Result<Outcome, InjectError> {
 fn untouched(report: Report) -> Outcome {
     Outcome {
         report,
-        patch: Vec::new(),
+        patch: Patch::default(),
         warnings: Vec::new(),
     }
 }
@@ -550,7 +549,7 @@ pub fn emit(
     }
     b.add(
         &["spec", "initContainers", if native { "0" } else { "-" }],
-        c.init.clone(),
+        Added::Shared(c.init.clone(), String::new()),
     );
     let has_containers = pod
         .spec()
@@ -561,7 +560,10 @@ pub fn emit(
         if !has_containers {
             b.add(&["spec", "containers"], Value::Array(Vec::new()));
         }
-        b.add(&["spec", "containers", "-"], debug.clone());
+        b.add(
+            &["spec", "containers", "-"],
+            Added::Shared(debug.clone(), String::new()),
+        );
     }
     b.add(&["spec", "volumes", "-"], vols.end_entity.clone());
     if let Some(v) = &vols.podinfo {
@@ -604,14 +606,10 @@ pub fn sha256_hex(s: &str) -> String {
 
 /// docs/behaviour.md §8.3 for a Pod that is not injected: the opaque-ports annotation, if it lacks
 /// one.
-fn opaque_ports_patch_for_pod(
-    pod: &PodTemplate<'_>,
-    ns: &Annotations,
-    values: &Values,
-) -> Vec<PatchOperation> {
+fn opaque_ports_patch_for_pod(pod: &PodTemplate<'_>, ns: &Annotations, values: &Values) -> Patch {
     let own = pod.raw_annotations();
     if own.is_some_and(|m| m.contains_key(overrides::OPAQUE_PORTS)) {
-        return Vec::new();
+        return Patch::default();
     }
     let value = match ns.get(overrides::OPAQUE_PORTS) {
         Some(v) => v.clone(),
@@ -628,9 +626,9 @@ fn opaque_ports_patch_for_service(
     own: Option<&Map<String, Value>>,
     ns: &Annotations,
     values: &Values,
-) -> Vec<PatchOperation> {
+) -> Patch {
     if own.is_some_and(|m| m.contains_key(overrides::OPAQUE_PORTS)) {
-        return Vec::new();
+        return Patch::default();
     }
     let value = match ns.get(overrides::OPAQUE_PORTS) {
         Some(v) => v.clone(),
@@ -678,13 +676,9 @@ fn opaque_ports_patch_for_service(
 
 /// The opaque-ports annotation, creating `metadata` (found by fuzzing: an object without
 /// one) and `metadata.annotations` when they are missing.
-fn opaque_ops(
-    has_metadata: bool,
-    own: Option<&Map<String, Value>>,
-    value: String,
-) -> Vec<PatchOperation> {
+fn opaque_ops(has_metadata: bool, own: Option<&Map<String, Value>>, value: String) -> Patch {
     if value.is_empty() {
-        return Vec::new();
+        return Patch::default();
     }
     let mut b = PatchBuilder::new(&[]);
     if !has_metadata {

@@ -184,9 +184,11 @@ pub fn admission(data: &[u8]) {
         return;
     }
     let mut patched = obj.clone();
-    json_patch::patch(&mut patched, &outcome.patch).expect("our patch applies to the pod");
-    let response = AdmissionResponse::from(&req)
-        .with_patch(json_patch::Patch(outcome.patch.clone()))
+    outcome
+        .patch
+        .apply(&mut patched)
+        .expect("our patch applies to the pod");
+    let response = admission::with_patch(AdmissionResponse::from(&req), &outcome.patch)
         .expect("the patch serialises");
     let body = admission::encode_review(response).expect("the response encodes");
     let v: serde_json::Value = serde_json::from_slice(&body).expect("the response is JSON");

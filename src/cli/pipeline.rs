@@ -305,7 +305,9 @@ fn inject_one(
     let id = outcome.report.identity.res_name();
     warnings.extend(outcome.warnings.iter().map(|w| format!("{id}: {w}")));
     if !outcome.patch.is_empty() {
-        json_patch::patch(v, &outcome.patch)
+        outcome
+            .patch
+            .apply(v)
             .map_err(|e| DocError::Other(format!("applying the injection patch: {e}")))?;
     }
     Ok(vec![outcome.report])

@@ -355,9 +355,7 @@ pub fn judge(p: &Prepared, ctx: &Context) -> Result<Verdict, Fault> {
     }
     verdict.response_labels = Some(response_labels(false, String::new()));
     verdict.outcome = if injected { "injected" } else { "patched" };
-    verdict.response = verdict
-        .response
-        .with_patch(json_patch::Patch(patch))
+    verdict.response = super::admission::with_patch(verdict.response, &patch)
         .map_err(|e| Fault::Core(format!("encoding the patch: {e}")))?;
     Ok(verdict)
 }

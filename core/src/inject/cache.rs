@@ -26,6 +26,7 @@ use serde_json::Value;
 use super::sha256_hex;
 use crate::config::overrides::{self, Annotations, NamedPorts, Warning};
 use crate::config::Values;
+use crate::patch::{Added, Shared};
 use crate::render::{self, Caps, PodFacts, RenderError, Volumes};
 
 /// Entries beyond which a memory starts over. Distinct configs come from distinct override
@@ -140,16 +141,17 @@ impl NamedPorts for Recorder<'_> {
     }
 }
 
-/// What a config adds to a pod, rendered for one set of pod facts.
+/// What a config adds to a pod, rendered for one set of pod facts, shared by the patches of
+/// every such pod (`patch.rs`).
 #[derive(Debug)]
 pub struct Containers {
     /// The init container, or the CNI network validator.
-    pub init: Value,
-    /// The proxy, with the inbound ports of the pod it was rendered for.
-    proxy: Value,
+    pub init: Arc<Shared>,
+    /// The proxy, with a hole for the inbound ports of each pod.
+    proxy: Arc<Shared>,
     pub volumes: Volumes,
     /// The debug container, when the pod asks for it.
-    pub debug: Option<Value>,
+    pub debug: Option<Arc<Shared>>,
 }
 
 impl Containers {
@@ -168,21 +170,20 @@ impl Containers {
         } else {
             render::init_container(values, facts)?
         };
+        let proxy = render::proxy_container(values, facts, control_plane_ns);
         Ok(Containers {
-            init,
-            proxy: render::proxy_container(values, facts, control_plane_ns),
+            init: Arc::new(Shared::new(init)),
+            proxy: Arc::new(Shared::with_hole(proxy, render::set_inbound_ports)),
             volumes: render::volumes(values),
             debug: config
                 .debug_sidecar
-                .then(|| render::debug_container(values)),
+                .then(|| Arc::new(Shared::new(render::debug_container(values)))),
         })
     }
 
     /// The proxy for a pod with these inbound ports.
-    pub fn proxy(&self, inbound_ports: &str) -> Value {
-        let mut proxy = self.proxy.clone();
-        render::set_inbound_ports(&mut proxy, inbound_ports);
-        proxy
+    pub fn proxy(&self, inbound_ports: &str) -> Added {
+        Added::Shared(self.proxy.clone(), inbound_ports.to_string())
     }
 }
 

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::config;
+use json_patch::PatchOperation;
 
 fn values(anchors: &str) -> Values {
     let mut v = config::load([]).unwrap();
@@ -33,8 +34,8 @@ fn cli_request<'a>(
     Request::cli(values, "linkerd", "t", mode, overrides, empty)
 }
 
-fn paths(ops: &[PatchOperation]) -> Vec<String> {
-    ops.iter().map(|o| o.path().to_string()).collect()
+fn paths(patch: &Patch) -> Vec<String> {
+    patch.paths().map(str::to_string).collect()
 }
 
 /// docs/behaviour.md §1.4: the webhook's patch for a plain enabled pod, op by op.
@@ -68,7 +69,8 @@ fn webhook_patch_has_linkerds_op_order() {
             "/spec/initContainers/1",
         ]
     );
-    let value = |i: usize| match &out.patch[i] {
+    let ops = out.patch.operations();
+    let value = |i: usize| match &ops[i] {
         PatchOperation::Add(a) => a.value.clone(),
         other => panic!("not an add: {other:?}"),
     };
@@ -117,7 +119,7 @@ fn webhook_inherits_namespace_annotations_and_filters_default_opaque_ports() {
     assert!(p.contains(&"/metadata/annotations/linkerd.io~1inject".to_string()));
     assert!(p.contains(&"/metadata/annotations/config.linkerd.io~1proxy-log-level".to_string()));
     assert!(!p.iter().any(|x| x.contains("cpu-ratio")));
-    let opaque = out.patch.iter().find_map(|o| match o {
+    let opaque = out.patch.operations().into_iter().find_map(|o| match o {
         PatchOperation::Add(a) if a.path.to_string().ends_with("opaque-ports") => {
             Some(a.value.clone())
         }
@@ -259,7 +261,7 @@ fn a_pod_without_a_spec_gets_one_before_the_ops_under_it() {
         let out = inject(&pod, &webhook_request(&v, &ns)).unwrap();
         assert!(out.report.injectable());
         let mut patched = pod.clone();
-        json_patch::patch(&mut patched, &out.patch).expect("the patch applies");
+        out.patch.apply(&mut patched).expect("the patch applies");
         assert_eq!(
             patched["spec"]["initContainers"][1]["name"],
             "linkerd-proxy"
@@ -288,7 +290,7 @@ fn the_opaque_ports_patch_creates_missing_metadata() {
         "the opaque-ports annotation is added"
     );
     let mut patched = pod.clone();
-    json_patch::patch(&mut patched, &out.patch).expect("the patch applies");
+    out.patch.apply(&mut patched).expect("the patch applies");
     assert_eq!(
         patched["metadata"]["annotations"]["config.linkerd.io/opaque-ports"],
         "5432"

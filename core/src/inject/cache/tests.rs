@@ -64,10 +64,18 @@ fn pods() -> Vec<Value> {
     ]
 }
 
+/// The patch's operations (checking first that its JSON text, written from the shared
+/// renderings, is what serialising the operations gives) and the warnings.
 fn outcome(obj: &Value, req: &Request<'_>) -> (Vec<json_patch::PatchOperation>, Vec<String>) {
     let out = inject(obj, req).expect("injects");
     let warnings = out.warnings.iter().map(ToString::to_string).collect();
-    (out.patch, warnings)
+    let ops = out.patch.operations();
+    let serialised = serde_json::to_vec(&ops).expect("serialises");
+    assert_eq!(
+        String::from_utf8_lossy(&out.patch.to_json()),
+        String::from_utf8_lossy(&serialised)
+    );
+    (ops, warnings)
 }
 
 #[test]
