@@ -20,6 +20,7 @@ pub mod annotations;
 pub mod check;
 pub mod config;
 pub mod decide;
+pub mod escaped;
 pub mod inject;
 pub mod manifest;
 pub mod parse;

@@ -158,6 +158,45 @@ pub struct WebhookArgs {
     #[arg(long, env = "PROXY_INJECTOR_MISS_CACHE_TTL", default_value = "5s", value_parser = duration)]
     pub miss_cache_ttl: Duration,
 
+    /// Watch every pod's metadata and report the pods that run without a proxy although the
+    /// webhook would inject them (`proxy_injector_uninjected_pods`, a `NotInjected` Event,
+    /// `GET /uninjected` on the admin port). `false` starts no pod watch.
+    #[arg(
+        long,
+        env = "PROXY_INJECTOR_DETECT_UNINJECTED",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub detect_uninjected: bool,
+
+    /// How old a pod must be before it counts as uninjected: pods being admitted right now
+    /// are not reported.
+    #[arg(long, env = "PROXY_INJECTOR_UNINJECTED_GRACE_PERIOD", default_value = "60s", value_parser = duration)]
+    pub uninjected_grace_period: Duration,
+
+    /// How often the watched pods are scanned for uninjected ones (from memory: no API call).
+    #[arg(long, env = "PROXY_INJECTOR_UNINJECTED_SCAN_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub uninjected_scan_interval: Duration,
+
+    /// Pods read in full (one GET each) per second to confirm that a suspect pod would be
+    /// injected: the decision on its spec (hostNetwork, a proxy already there) needs it.
+    #[arg(
+        long,
+        env = "PROXY_INJECTOR_UNINJECTED_CONFIRMATIONS_PER_SECOND",
+        default_value = "5"
+    )]
+    pub uninjected_confirmations_per_second: std::num::NonZeroU32,
+
+    /// The MutatingWebhookConfiguration's `namespaceSelector`, as JSON: pods in other
+    /// namespaces are never reviewed, so never reported. Empty selects every namespace.
+    #[arg(long, env = "PROXY_INJECTOR_UNINJECTED_NAMESPACE_SELECTOR", default_value = "{}", value_parser = selector)]
+    pub uninjected_namespace_selector: kube::core::Selector,
+
+    /// The MutatingWebhookConfiguration's `objectSelector`, as JSON: only pods it selects are
+    /// watched (the API server filters them).
+    #[arg(long, env = "PROXY_INJECTOR_UNINJECTED_OBJECT_SELECTOR", default_value = "{}", value_parser = selector)]
+    pub uninjected_object_selector: kube::core::Selector,
+
     /// Name of this instance in Events (`reportingInstance`); the pod name in a cluster.
     #[arg(long, env = "POD_NAME", default_value = "proxy-injector")]
     pub instance: String,
@@ -176,6 +215,13 @@ pub enum OnError {
 pub enum LogFormat {
     Plain,
     Json,
+}
+
+/// A Kubernetes `LabelSelector` in JSON (`{"matchExpressions": [...], "matchLabels": {...}}`).
+pub fn selector(s: &str) -> Result<kube::core::Selector, String> {
+    let parsed: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        serde_json::from_str(s).map_err(|e| format!("{s:?}: not a label selector in JSON: {e}"))?;
+    kube::core::Selector::try_from(parsed).map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// A Go-style duration (`10s`, `1m30s`, `500ms`).

@@ -23,6 +23,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PartialObjectMeta};
+use kube::core::Selector;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
@@ -71,9 +72,10 @@ pub struct Caches {
 impl Caches {
     /// Starts the three reflectors; `synced()` turns true once all have listed.
     pub fn start(client: Client, limits: MissLimits) -> Caches {
-        let namespaces = run_reflector::<Namespace>(&client, "namespaces", keep_annotations);
-        let replicasets = run_reflector::<ReplicaSet>(&client, "replicasets", keep_owners);
-        let jobs = run_reflector::<Job>(&client, "jobs", keep_owners);
+        let all = Selector::default();
+        let namespaces = run_reflector::<Namespace>(&client, "namespaces", keep_annotations, &all);
+        let replicasets = run_reflector::<ReplicaSet>(&client, "replicasets", keep_owners, &all);
+        let jobs = run_reflector::<Job>(&client, "jobs", keep_owners, &all);
         let synced = Arc::new(AtomicBool::new(false));
         let quota = governor::Quota::per_second(limits.per_second).allow_burst(limits.burst);
         let misses = Arc::new(Misses {
@@ -119,6 +121,12 @@ impl Caches {
             .await?;
         let meta = found.ok_or_else(|| CacheError::NamespaceNotFound(ns.to_string()))?;
         Ok(annotations_of(&meta))
+    }
+
+    /// The annotations of namespace `ns` if the cache has it; never a GET.
+    pub fn cached_namespace_annotations(&self, ns: &str) -> Option<Annotations> {
+        let cached = self.namespaces.get(&ObjectRef::new(ns))?;
+        Some(annotations_of(&cached.metadata))
     }
 
     /// One direct GET of `name` for an object not in the caches, shared by concurrent
@@ -255,11 +263,13 @@ fn keep_owners(meta: &mut kube::core::ObjectMeta) {
 }
 
 /// A metadata-only reflector that runs for the life of the process; `keep` trims each
-/// object to what the webhook reads before it is stored.
-fn run_reflector<K>(
+/// object to what the webhook reads before it is stored. Lists are paginated (500 a page);
+/// the API server sends only the objects `selector` selects.
+pub(super) fn run_reflector<K>(
     client: &Client,
     what: &'static str,
     keep: fn(&mut kube::core::ObjectMeta),
+    selector: &Selector,
 ) -> Store<PartialObjectMeta<K>>
 where
     K: kube::Resource<DynamicType = ()>
@@ -273,7 +283,10 @@ where
     let (reader, writer) = reflector::store();
     // `Api<PartialObjectMeta<K>>` lists and watches metadata only.
     let api = Api::<PartialObjectMeta<K>>::all(client.clone());
-    let objects = watcher(api, watcher::Config::default()).modify(move |o| keep(&mut o.metadata));
+    let config = watcher::Config::default()
+        .page_size(500)
+        .labels_from(selector);
+    let objects = watcher(api, config).modify(move |o| keep(&mut o.metadata));
     let stream = reflector::reflector(writer, objects)
         .default_backoff()
         .touched_objects();

@@ -46,6 +46,11 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    pub namespace: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -59,6 +64,7 @@ pub struct Metrics {
     pub connections_refused: Counter,
     pub rejected: Family<ReasonLabels, Counter>,
     pub faults: Family<ReasonLabels, Counter>,
+    pub uninjected: Family<NamespaceLabels, Gauge>,
 }
 
 /// Latency buckets in milliseconds: sub-millisecond resolution where reviews land.
@@ -141,6 +147,13 @@ impl Metrics {
              --on-error says.",
             faults.clone(),
         );
+        let uninjected = Family::<NamespaceLabels, Gauge>::default();
+        registry.register(
+            "proxy_injector_uninjected_pods",
+            "Pods running without a proxy although the webhook would inject them now, \
+             confirmed on their spec (`GET /uninjected` on the admin port lists them).",
+            uninjected.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -154,6 +167,7 @@ impl Metrics {
             connections_refused,
             rejected,
             faults,
+            uninjected,
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Two servers run side by side: the HTTPS admission server (`server.rs`, TLS reloaded per
 //! connection, `tls.rs`) that answers AdmissionReviews (`admission.rs`) with the core's patch,
-//! and a plain-HTTP admin server with `/live`, `/ready` and `/metrics`. The Linkerd config is
+//! and a plain-HTTP admin server with `/live`, `/ready`, `/metrics` and `/uninjected`. The Linkerd config is
 //! polled from a directory (`config.rs`); namespaces and owners come from metadata reflectors
 //! (`cache.rs`). On SIGTERM `/ready` turns false, the listener closes and requests in flight
 //! finish within the grace period; then the process exits 0.
@@ -11,6 +11,7 @@ pub mod admission;
 mod args;
 mod cache;
 mod config;
+mod escaped;
 mod events;
 mod limits;
 mod metrics;
@@ -96,16 +97,34 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     };
     let caches = cache::Caches::start(client.clone(), misses);
     let recorder = Recorder::new(
-        client,
+        client.clone(),
         Reporter {
             controller: "linkerd-proxy-injector".into(),
             instance: Some(args.instance.clone()),
         },
     );
+    let events = events::EventSink::start(recorder, metrics.clone());
+    let detector = args.detect_uninjected.then(|| {
+        let settings = escaped::Settings {
+            grace_period: args.uninjected_grace_period,
+            scan_interval: args.uninjected_scan_interval,
+            confirmations_per_second: args.uninjected_confirmations_per_second,
+            namespace_selector: args.uninjected_namespace_selector.clone(),
+            object_selector: args.uninjected_object_selector.clone(),
+        };
+        escaped::Detector::start(
+            client,
+            caches.clone(),
+            config.clone(),
+            Some(events.clone()),
+            metrics.clone(),
+            settings,
+        )
+    });
     let state = Arc::new(admission::AppState {
         config: config.clone(),
         caches: caches.clone(),
-        events: Some(events::EventSink::start(recorder, metrics.clone())),
+        events: Some(events),
         metrics: metrics.clone(),
         context: Arc::new(verdict::Context {
             control_plane_ns: args.linkerd_namespace.clone(),
@@ -121,6 +140,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         metrics: metrics.clone(),
         config,
         caches,
+        detector,
         stopping: stopping.clone(),
     });
 
@@ -137,6 +157,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         .route("/ping", get(|| async { "pong\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
+        .route("/uninjected", get(uninjected))
         .with_state(admin);
     let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin_app).await });
 
@@ -226,7 +247,26 @@ struct Admin {
     metrics: Arc<metrics::Metrics>,
     config: Arc<config::ConfigStore>,
     caches: cache::Caches,
+    detector: Option<escaped::Detector>,
     stopping: Arc<AtomicBool>,
+}
+
+/// `GET /uninjected`: the pods found running without a proxy although the webhook would
+/// inject them (`escaped.rs`), as JSON.
+async fn uninjected(State(admin): State<Arc<Admin>>) -> axum::response::Response {
+    let Some(detector) = &admin.detector else {
+        return (
+            StatusCode::NOT_FOUND,
+            "detection of uninjected pods is off (--detect-uninjected=false)\n",
+        )
+            .into_response();
+    };
+    let settings = detector.settings();
+    axum::Json(serde_json::json!({
+        "gracePeriodSeconds": settings.grace_period.as_secs_f64(),
+        "pods": detector.uninjected(),
+    }))
+    .into_response()
 }
 
 /// Ready once the caches have synced and a config is loaded, until shutdown begins.

@@ -146,6 +146,8 @@ def test_tls_values_are_checked_against_each_other(values, message):
     {"webhook": {"timeoutSeconds": 31}},
     {"tls": {"mode": "selfSigned"}},
     {"logFormat": "xml"},
+    {"uninjectedPods": {"gracePeriod": "soon"}},
+    {"uninjectedPods": {"confirmationsPerSecond": 0}},
     {"unknownKey": True},
 ])
 def test_schema_rejects_bad_values(values):
@@ -163,6 +165,7 @@ def test_rbac_is_least_privilege():
         ("", "namespaces"): {"get", "list", "watch"},
         ("apps", "replicasets"): {"get", "list", "watch"},
         ("batch", "jobs"): {"get", "list", "watch"},
+        ("", "pods"): {"get", "list", "watch"},
         ("events.k8s.io", "events"): {"create", "patch"},
     }
     assert not any("secrets" in rule["resources"] or "*" in rule["resources"] for rule in role["rules"])
@@ -341,6 +344,24 @@ def test_network_policy():
 def test_limits_and_on_error_flow_into_the_flags():
     c = one(render({"onError": "deny", "limits": {"maxRequestBytes": "3Mi", "maxInflightBytes": "96Mi", "maxConnections": 64}}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert {"--on-error=deny", "--max-request-bytes=3Mi", "--max-inflight-bytes=96Mi", "--max-connections=64"} <= set(c["args"])
+
+
+def test_uninjected_pod_detection_flows_into_the_flags_and_rbac():
+    import json
+    c = one(render({"uninjectedPods": {"gracePeriod": "2m", "confirmationsPerSecond": 2}}), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    args = dict(a[2:].split("=", 1) for a in c["args"][1:])
+    assert args["detect-uninjected"] == "true"
+    assert args["uninjected-grace-period"] == "2m" and args["uninjected-confirmations-per-second"] == "2"
+    # The selectors are the MutatingWebhookConfiguration's own: what it never sends is never reported.
+    hook = one(render(), "MutatingWebhookConfiguration")["webhooks"][0]
+    assert json.loads(args["uninjected-namespace-selector"]) == hook["namespaceSelector"]
+    assert json.loads(args["uninjected-object-selector"]) == hook["objectSelector"]
+    off = render({"uninjectedPods": {"detect": False}})
+    c = one(off, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--detect-uninjected=false" in c["args"]
+    assert not any(a.startswith("--uninjected-") for a in c["args"])
+    rules = one(off, "ClusterRole")["rules"]
+    assert not any("pods" in r["resources"] for r in rules)
 
 
 def _serving_pair(tmp_path, existing, now):

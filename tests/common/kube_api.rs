@@ -1,8 +1,9 @@
 //! A local stand-in for the Kubernetes API server — not a real one: an HTTP server on
 //! loopback that speaks enough of the API for the webhook's caches and events. It serves
 //! list and watch (newline-delimited watch events, replayed from a resource version) for
-//! namespaces, replicasets and jobs, in full or as `PartialObjectMetadata` when the client
-//! asks for metadata only; GETs of single objects; and accepts Events (`events.k8s.io/v1`).
+//! namespaces, replicasets, jobs and pods, in full or as `PartialObjectMetadata` when the
+//! client asks for metadata only, filtered by `labelSelector`; GETs of single objects; and
+//! accepts Events (`events.k8s.io/v1`). It counts the requests it serves, by kind and verb.
 //! Objects carry realistic metadata (uid, resourceVersion, creationTimestamp, labels,
 //! ownerReferences).
 
@@ -28,6 +29,7 @@ pub enum Kind {
     Namespace,
     ReplicaSet,
     Job,
+    Pod,
 }
 
 impl Kind {
@@ -36,6 +38,7 @@ impl Kind {
             Kind::Namespace => "v1",
             Kind::ReplicaSet => "apps/v1",
             Kind::Job => "batch/v1",
+            Kind::Pod => "v1",
         }
     }
     fn kind(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Job => "Job",
+            Kind::Pod => "Pod",
         }
     }
 }
@@ -54,6 +58,8 @@ struct World {
     history: Vec<(Kind, u64, Value)>,
     events: Vec<Value>,
     gets: u64,
+    /// Requests served, by kind and verb (`list`, `watch`, `get`).
+    requests: BTreeMap<(Kind, &'static str), u64>,
 }
 
 #[derive(Clone)]
@@ -82,6 +88,8 @@ impl KubeApi {
                 get(get_replicaset),
             )
             .route("/apis/batch/v1/jobs", get(list_jobs))
+            .route("/api/v1/pods", get(list_pods))
+            .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod))
             .route("/apis/batch/v1/namespaces/{ns}/jobs/{name}", get(get_job))
             .route(
                 "/apis/events.k8s.io/v1/namespaces/{ns}/events",
@@ -126,6 +134,80 @@ impl KubeApi {
         let event = json!({"type": if existed { "MODIFIED" } else { "ADDED" }, "object": obj});
         w.history.push((kind, rv, event.clone()));
         let _ = self.tx.send((kind, rv, event));
+    }
+
+    /// A namespace with labels besides `kubernetes.io/metadata.name`.
+    pub fn add_labelled_namespace(&self, name: &str, annotations: Value, labels: Value) {
+        self.add_namespace(name, annotations);
+        let mut obj = self.object(Kind::Namespace, "", name).unwrap();
+        for (k, v) in labels.as_object().into_iter().flatten() {
+            obj["metadata"]["labels"][k] = v.clone();
+        }
+        self.put(Kind::Namespace, "", name, obj);
+    }
+
+    /// A running pod, created `age_seconds` ago, owned by `owner` (kind, name) if given.
+    pub fn add_pod(
+        &self,
+        ns: &str,
+        name: &str,
+        annotations: Value,
+        spec: Value,
+        owner: Option<(&str, &str)>,
+        age_seconds: i64,
+    ) {
+        let owners = owner
+            .map(|(kind, owner)| {
+                json!([{"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": uid_for(owner),
+                        "controller": true, "blockOwnerDeletion": true}])
+            })
+            .unwrap_or(json!([]));
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - age_seconds;
+        self.put(
+            Kind::Pod,
+            ns,
+            name,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns, "uid": uid_for(&format!("{ns}/{name}")),
+                             "creationTimestamp": rfc3339(created),
+                             "labels": {"app": name}, "annotations": annotations,
+                             "ownerReferences": owners},
+                "spec": spec,
+                "status": {"phase": "Running", "podIP": "10.0.0.7"},
+            }),
+        );
+    }
+
+    /// Removes an object, as a DELETED watch event.
+    pub fn delete(&self, kind: Kind, ns: &str, name: &str) {
+        let mut w = self.world.lock().unwrap();
+        let Some(mut obj) = w.objects.remove(&(kind, ns.to_string(), name.to_string())) else {
+            return;
+        };
+        w.rv += 1;
+        let rv = w.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let event = json!({"type": "DELETED", "object": obj});
+        w.history.push((kind, rv, event.clone()));
+        let _ = self.tx.send((kind, rv, event));
+    }
+
+    fn object(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
+        let w = self.world.lock().unwrap();
+        w.objects
+            .get(&(kind, ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Requests served for `kind` with `verb` (`list`, `watch` or `get`).
+    pub fn requests(&self, kind: Kind, verb: &'static str) -> u64 {
+        let w = self.world.lock().unwrap();
+        w.requests.get(&(kind, verb)).copied().unwrap_or(0)
     }
 
     pub fn add_namespace(&self, name: &str, annotations: Value) {
@@ -222,6 +304,78 @@ pub fn uid_for(name: &str) -> String {
     )
 }
 
+/// Unix seconds as RFC 3339 (UTC), as the API server writes timestamps.
+fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Whether `labels` match a label selector in its string form (`k=v`, `k!=v`, `k in (a,b)`,
+/// `k notin (a,b)`, `k`, `!k`, comma-separated): what the client sends as `labelSelector`.
+fn selects(selector: &str, labels: &Value) -> bool {
+    let label = |k: &str| labels.get(k).and_then(Value::as_str);
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&selector[start..]);
+    terms
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .all(|t| {
+            let set = |rest: &str| -> Vec<String> {
+                rest.trim()
+                    .trim_start_matches('(')
+                    .trim_end_matches(')')
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .collect()
+            };
+            if let Some((k, rest)) = t.split_once(" notin ") {
+                return label(k.trim()).is_none_or(|v| !set(rest).iter().any(|s| s == v));
+            }
+            if let Some((k, rest)) = t.split_once(" in ") {
+                return label(k.trim()).is_some_and(|v| set(rest).iter().any(|s| s == v));
+            }
+            if let Some((k, v)) = t.split_once("!=") {
+                return label(k.trim()) != Some(v.trim());
+            }
+            if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                return label(k.trim()) == Some(v.trim());
+            }
+            match t.strip_prefix('!') {
+                Some(k) => label(k.trim()).is_none(),
+                None => label(t).is_some(),
+            }
+        })
+}
+
 fn status(code: u16, reason: &str, message: &str) -> Response {
     let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                       "message": message, "reason": reason, "code": code});
@@ -256,7 +410,19 @@ async fn list(
 ) -> Response {
     let meta = wants_metadata(&headers);
     let (world, tx) = shared;
-    if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+    let selector = q.get("labelSelector").cloned().unwrap_or_default();
+    let watching = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    *world
+        .lock()
+        .unwrap()
+        .requests
+        .entry((kind, if watching { "watch" } else { "list" }))
+        .or_default() += 1;
+    let chosen = {
+        let selector = selector.clone();
+        move |obj: &Value| selects(&selector, &obj["metadata"]["labels"])
+    };
+    if watching {
         let from: u64 = q
             .get("resourceVersion")
             .and_then(|v| v.parse().ok())
@@ -267,7 +433,7 @@ async fn list(
             .unwrap()
             .history
             .iter()
-            .filter(|(k, rv, _)| *k == kind && *rv > from)
+            .filter(|(k, rv, e)| *k == kind && *rv > from && chosen(&e["object"]))
             .map(|(_, rv, e)| (*rv, e.clone()))
             .collect();
         let last = backlog.last().map(|(rv, _)| *rv).unwrap_or(from);
@@ -277,7 +443,9 @@ async fn list(
             Bytes::from(format!("{}\n", e))
         };
         let live = tokio_stream_from(rx)
-            .filter(move |(k, rv, _)| std::future::ready(*k == kind && *rv > last))
+            .filter(move |(k, rv, e)| {
+                std::future::ready(*k == kind && *rv > last && chosen(&e["object"]))
+            })
             .map(move |(_, _, e)| e);
         let stream = futures_util::stream::iter(backlog.into_iter().map(|(_, e)| e))
             .chain(live)
@@ -296,7 +464,10 @@ async fn list(
         .and_then(|l| l.parse().ok())
         .filter(|l| *l > 0)
         .unwrap_or(usize::MAX);
-    let all = w.objects.iter().filter(|((k, _, _), _)| *k == kind);
+    let all = w
+        .objects
+        .iter()
+        .filter(|((k, _, _), o)| *k == kind && chosen(o));
     let total = all.clone().count();
     let items: Vec<Value> = all
         .skip(offset)
@@ -339,6 +510,7 @@ fn tokio_stream_from(
 fn get_one(kind: Kind, shared: &Shared, headers: &HeaderMap, ns: &str, name: &str) -> Response {
     let mut w = shared.0.lock().unwrap();
     w.gets += 1;
+    *w.requests.entry((kind, "get")).or_default() += 1;
     match w.objects.get(&(kind, ns.to_string(), name.to_string())) {
         Some(o) => axum::Json(shape(o, wants_metadata(headers))).into_response(),
         None => status(
@@ -369,6 +541,20 @@ async fn list_jobs(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     list(Kind::Job, s, h, q).await
+}
+async fn list_pods(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    list(Kind::Pod, s, h, q).await
+}
+async fn get_pod(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    get_one(Kind::Pod, &s, &h, &ns, &name)
 }
 async fn get_namespace(
     State(s): State<Shared>,
