@@ -175,3 +175,177 @@ async fn detection_off_watches_no_pods() {
         .await
         .contains("proxy_injector_uninjected_pods{"));
 }
+
+fn heal_events(api: &KubeApi) -> Vec<Value> {
+    api.events()
+        .into_iter()
+        .filter(|e| e["reason"] == json!("EvictedForInjection"))
+        .collect()
+}
+
+/// Eviction statuses by pod, in order.
+fn evictions(api: &KubeApi) -> std::collections::BTreeMap<String, Vec<u16>> {
+    let mut by_pod = std::collections::BTreeMap::<String, Vec<u16>>::new();
+    for (pod, code) in api.evictions() {
+        by_pod.entry(pod).or_default().push(code);
+    }
+    by_pod
+}
+
+const HEAL: [&str; 4] = [
+    "--heal-uninjected",
+    "--heal-interval=300ms",
+    "--uninjected-grace-period=1s",
+    "--uninjected-scan-interval=200ms",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healing_evicts_owned_pods_once_retries_a_refusal_and_leaves_bare_pods() {
+    let api = KubeApi::start().await;
+    api.add_namespace("shop", json!({"linkerd.io/inject": "enabled"}));
+    api.add_pod("shop", "bare", json!({}), app(), None, 600);
+    api.add_pod(
+        "shop",
+        "db-0",
+        json!({}),
+        app(),
+        Some(("StatefulSet", "db")),
+        600,
+    );
+    let rs = Some(("ReplicaSet", "web-7d9f8b6c5"));
+    api.add_pod("shop", "web-7d9f8b6c5-x2x9q", json!({}), app(), rs, 600);
+    // The first eviction meets a PodDisruptionBudget.
+    api.refuse_evictions(1);
+    let mut flags = HEAL.to_vec();
+    flags.push("--instance=injector-0");
+    let wh = Webhook::start(&api, VALUES, &flags).await;
+    wait_for("two evictions", Duration::from_secs(15), async || {
+        api.evictions()
+            .iter()
+            .filter(|(_, code)| *code == 201)
+            .count()
+            == 2
+    })
+    .await;
+    // More rounds: nothing more is evicted, and the bare pod never is.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let done = evictions(&api);
+    assert_eq!(done.get("shop/db-0"), Some(&vec![429, 201]), "{done:?}");
+    assert_eq!(
+        done.get("shop/web-7d9f8b6c5-x2x9q"),
+        Some(&vec![201]),
+        "{done:?}"
+    );
+    assert_eq!(done.get("shop/bare"), None, "{done:?}");
+    wait_for(
+        "the evicted pods to leave the report",
+        Duration::from_secs(5),
+        async || names(&uninjected(&wh).await.1) == ["shop/bare"],
+    )
+    .await;
+    let metrics = wh.metrics().await;
+    assert!(
+        metrics.contains("proxy_injector_heal_evictions_total{result=\"evicted\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "proxy_injector_heal_evictions_total{result=\"refused_by_disruption_budget\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    wait_for("two heal events", Duration::from_secs(5), async || {
+        heal_events(&api).len() == 2
+    })
+    .await;
+    let mut owners: Vec<(String, String)> = heal_events(&api)
+        .iter()
+        .map(|e| {
+            let r = &e["regarding"];
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    owners.sort();
+    assert_eq!(
+        owners,
+        [
+            ("ReplicaSet".to_string(), "web-7d9f8b6c5".to_string()),
+            ("StatefulSet".to_string(), "db".to_string())
+        ]
+    );
+    let lease = api
+        .lease("linkerd", "proxy-injector-healer")
+        .expect("the healer's lease");
+    assert_eq!(lease["spec"]["holderIdentity"], json!("injector-0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_evicts() {
+    let api = KubeApi::start().await;
+    api.add_namespace("shop", json!({"linkerd.io/inject": "enabled"}));
+    for i in 0..3 {
+        let owner = Some(("ReplicaSet", "web-7d9f8b6c5"));
+        api.add_pod("shop", &format!("web-{i}"), json!({}), app(), owner, 600);
+    }
+    let with = |instance: &'static str| {
+        let mut flags = HEAL.to_vec();
+        flags.push(instance);
+        flags
+    };
+    let a = Webhook::start(&api, VALUES, &with("--instance=injector-a")).await;
+    let b = Webhook::start(&api, VALUES, &with("--instance=injector-b")).await;
+    wait_for("three evictions", Duration::from_secs(20), async || {
+        api.evictions()
+            .iter()
+            .filter(|(_, code)| *code == 201)
+            .count()
+            == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        api.evictions().len(),
+        3,
+        "each pod evicted once: {:?}",
+        api.evictions()
+    );
+    let lease = api
+        .lease("linkerd", "proxy-injector-healer")
+        .expect("the lease");
+    let holder = lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(holder == "injector-a" || holder == "injector-b", "{lease}");
+    // One Event on the owner, its series counting the three evictions (kube's recorder keeps
+    // a series per object and reason).
+    let occurrences = |api: &KubeApi| -> u64 {
+        heal_events(api)
+            .iter()
+            .map(|e| e["series"]["count"].as_u64().unwrap_or(1))
+            .sum()
+    };
+    wait_for("three heal events", Duration::from_secs(5), async || {
+        occurrences(&api) == 3
+    })
+    .await;
+    for e in heal_events(&api) {
+        assert_eq!(e["reportingInstance"], json!(holder), "{e}");
+    }
+    let (holder_wh, other) = if holder == "injector-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert!(holder_wh
+        .metrics()
+        .await
+        .contains("proxy_injector_heal_evictions_total{result=\"evicted\"} 3\n"));
+    assert!(!other
+        .metrics()
+        .await
+        .contains("proxy_injector_heal_evictions_total{"));
+}

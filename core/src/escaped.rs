@@ -43,10 +43,17 @@ impl Escape {
 /// From the annotations alone: whether a pod that carries no sign of injection would be
 /// injected by a review now.
 pub fn suspect(pod: &Annotations, namespace: &Annotations) -> Option<Escape> {
-    if pod.contains_key(a::PROXY_VERSION) {
+    let injected = pod.contains_key(a::PROXY_VERSION);
+    suspect_by(inject_of(pod), injected, inject_of(namespace))
+}
+
+/// [`suspect`], from the values it reads: the pod's and its namespace's `linkerd.io/inject`
+/// (empty when absent) and whether the pod has `linkerd.io/proxy-version`.
+pub fn suspect_by(pod_inject: &str, injected: bool, namespace_inject: &str) -> Option<Escape> {
+    if injected {
         return None;
     }
-    match decide::webhook_decision(inject_of(namespace), inject_of(pod)) {
+    match decide::webhook_decision(namespace_inject, pod_inject) {
         (None, annotation_at) => Some(Escape { annotation_at }),
         (Some(_), _) => None,
     }

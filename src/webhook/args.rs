@@ -197,6 +197,22 @@ pub struct WebhookArgs {
     #[arg(long, env = "PROXY_INJECTOR_UNINJECTED_OBJECT_SELECTOR", default_value = "{}", value_parser = selector)]
     pub uninjected_object_selector: kube::core::Selector,
 
+    /// Evict the pods found running without a proxy (those a ReplicaSet, StatefulSet,
+    /// DaemonSet or Job re-creates), so that they are re-created through this webhook: one
+    /// replica at a time (the holder of the Lease `proxy-injector-healer`), at most one
+    /// eviction per `--heal-interval`, never while this webhook is not ready. Needs
+    /// `--detect-uninjected`.
+    #[arg(long, env = "PROXY_INJECTOR_HEAL_UNINJECTED")]
+    pub heal_uninjected: bool,
+
+    /// At most one eviction per interval.
+    #[arg(long, env = "PROXY_INJECTOR_HEAL_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub heal_interval: Duration,
+
+    /// Namespace of the healer's Lease: the webhook's own (the Linkerd namespace when unset).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub heal_lease_namespace: Option<String>,
+
     /// Name of this instance in Events (`reportingInstance`); the pod name in a cluster.
     #[arg(long, env = "POD_NAME", default_value = "proxy-injector")]
     pub instance: String,

@@ -30,6 +30,7 @@ use super::cache::Caches;
 use super::config::ConfigStore;
 use super::events::EventSink;
 use super::metrics::{Metrics, NamespaceLabels};
+use super::pod_index::{PodIndex, Seen};
 use crate::config::overrides::Annotations;
 use crate::escaped::{self, Escape};
 
@@ -45,7 +46,7 @@ pub struct Settings {
 }
 
 /// One pod that runs without a proxy although the webhook would inject it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Uninjected {
     pub namespace: String,
     pub pod: String,
@@ -56,9 +57,21 @@ pub struct Uninjected {
     /// `creationTimestamp`, RFC 3339.
     pub created: String,
     pub why: String,
+    /// The controller, for Events on it.
+    #[serde(skip)]
+    pub owner: Option<ObjectReference>,
 }
 
-/// What was decided about one suspect pod, and from which annotations.
+/// A pod to confirm: a review would inject it by its annotations and its namespace's, which
+/// are `inputs` (its `linkerd.io/inject` and its namespace's).
+struct Suspect {
+    uid: String,
+    pod: Seen,
+    inputs: (String, String),
+}
+
+/// What was decided about one suspect pod, and from which annotations (the spec it was
+/// confirmed on cannot change on a running pod in any way the decision reads).
 struct Checked {
     inputs: (String, String),
     found: Option<Uninjected>,
@@ -71,7 +84,7 @@ pub struct Detector {
 
 struct Inner {
     client: Client,
-    pods: Store<PartialObjectMeta<Pod>>,
+    pods: PodIndex,
     /// The namespaces the webhook configuration selects (names only).
     namespaces: Store<PartialObjectMeta<Namespace>>,
     caches: Caches,
@@ -84,6 +97,8 @@ struct Inner {
     checked: Mutex<HashMap<String, Checked>>,
     /// The namespaces in the gauge.
     published: Mutex<BTreeSet<String>>,
+    /// Pods evicted by the healer (`heal.rs`), by uid, until they are gone.
+    evicted: Mutex<HashSet<String>>,
 }
 
 impl Detector {
@@ -96,12 +111,7 @@ impl Detector {
         metrics: Arc<Metrics>,
         settings: Settings,
     ) -> Detector {
-        let pods = super::cache::run_reflector::<Pod>(
-            &client,
-            "pods",
-            keep_pod,
-            &settings.object_selector,
-        );
+        let pods = PodIndex::start(&client, &settings.object_selector);
         let namespaces = super::cache::run_reflector::<Namespace>(
             &client,
             "selected namespaces",
@@ -122,6 +132,7 @@ impl Detector {
                 bucket: governor::RateLimiter::direct(quota),
                 checked: Mutex::new(HashMap::new()),
                 published: Mutex::new(BTreeSet::new()),
+                evicted: Mutex::new(HashSet::new()),
             }),
         };
         let d = detector.clone();
@@ -137,17 +148,33 @@ impl Detector {
         found
     }
 
+    /// Whether the healer has evicted the pod already.
+    pub fn evicted(&self, uid: &str) -> bool {
+        let evicted = self.inner.evicted.lock();
+        evicted.unwrap_or_else(|e| e.into_inner()).contains(uid)
+    }
+
+    pub fn mark_evicted(&self, uid: &str) {
+        let evicted = self.inner.evicted.lock();
+        evicted
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.to_string());
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
 
     async fn run(self) {
-        let ready = self.inner.pods.wait_until_ready().await.is_ok()
-            && self.inner.namespaces.wait_until_ready().await.is_ok();
-        if !ready {
+        self.inner.pods.synced().await;
+        if self.inner.namespaces.wait_until_ready().await.is_err() {
             return;
         }
-        tracing::info!("pod cache synced: looking for pods that escaped injection");
+        let pods = self.inner.pods.len();
+        tracing::info!(
+            pods,
+            "pod cache synced: looking for pods that escaped injection"
+        );
         let mut tick = tokio::time::interval(self.inner.settings.scan_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -156,7 +183,7 @@ impl Detector {
         }
     }
 
-    /// One pass over the pods in memory.
+    /// One pass over the pods in memory, then confirmations of the new suspects.
     async fn scan(&self) {
         let inner = &self.inner;
         let Some(values) = inner.config.current() else {
@@ -165,79 +192,94 @@ impl Detector {
         if !inner.caches.synced() {
             return;
         }
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let pods = inner.pods.state();
-        let mut alive = HashSet::with_capacity(pods.len());
-        let mut namespaces: HashMap<&str, Option<Annotations>> = HashMap::new();
-        let mut budget = true;
-        for pod in &pods {
-            let meta = &pod.metadata;
-            let (Some(uid), Some(ns), Some(name)) = (&meta.uid, &meta.namespace, &meta.name) else {
-                continue;
-            };
-            alive.insert(uid.as_str());
-            let ns_annotations = namespaces.entry(ns).or_insert_with(|| {
-                let selected = inner.namespaces.get(&ObjectRef::new(ns)).is_some();
-                selected
-                    .then(|| inner.caches.cached_namespace_annotations(ns))
-                    .flatten()
-            });
-            let Some(ns_annotations) = ns_annotations else {
-                continue;
-            };
-            let own = annotations_of(meta);
-            if escaped::suspect(&own, ns_annotations).is_none() {
-                inner.lock().remove(uid);
-                continue;
-            }
-            let inputs = inputs(&own, ns_annotations);
-            if inner.lock().get(uid).is_some_and(|c| c.inputs == inputs) {
-                continue;
-            }
-            let age = meta
-                .creation_timestamp
-                .as_ref()
-                .map(|t| now.duration_since(t.0));
-            let grace = inner.settings.grace_period.as_secs_f64();
-            if !age.is_some_and(|a| a.as_secs_f64() >= grace) {
-                continue;
-            }
+        for s in self.suspects() {
             // Past the rate, the rest waits for the next scans.
-            budget = budget && inner.bucket.check().is_ok();
-            if !budget {
-                continue;
+            if inner.bucket.check().is_err() {
+                break;
             }
-            let found = match self.confirm(ns, name, ns_annotations, &values).await {
-                Ok(found) => found.map(|escape| uninjected(meta, escape)),
+            let found = match self.confirm(&s, &values).await {
+                Ok(found) => found.map(|escape| uninjected(&s.uid, &s.pod, escape)),
                 Err(error) => {
-                    tracing::warn!(namespace = %ns, pod = %name, %error, "could not confirm whether the pod escaped injection; retrying later");
+                    tracing::warn!(namespace = %s.pod.namespace, pod = %s.pod.name, %error, "could not confirm whether the pod escaped injection; retrying later");
                     continue;
                 }
             };
             if let Some(u) = &found {
                 self.report(u);
             }
-            inner.lock().insert(uid.clone(), Checked { inputs, found });
+            let inputs = s.inputs;
+            inner.lock().insert(s.uid, Checked { inputs, found });
         }
-        inner.lock().retain(|uid, _| alive.contains(uid.as_str()));
+        inner.lock().retain(|uid, _| inner.pods.contains(uid));
+        let evicted = inner.evicted.lock();
+        evicted
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|uid| inner.pods.contains(uid));
         self.publish();
+    }
+
+    /// The pods past their grace period that a review would inject now by their annotations
+    /// and that were not decided from the same annotations before; the decisions about pods
+    /// no longer suspect are dropped.
+    fn suspects(&self) -> Vec<Suspect> {
+        let inner = &self.inner;
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let grace = i64::try_from(inner.settings.grace_period.as_secs()).unwrap_or(i64::MAX);
+        let mut namespaces: HashMap<Arc<str>, Option<Annotations>> = HashMap::new();
+        let mut suspects = Vec::new();
+        let mut checked = inner.lock();
+        inner.pods.for_each(|uid, pod| {
+            let ns = namespaces.entry(pod.namespace.clone()).or_insert_with(|| {
+                let ns = &*pod.namespace;
+                let selected = inner.namespaces.get(&ObjectRef::new(ns)).is_some();
+                selected
+                    .then(|| inner.caches.cached_namespace_annotations(ns))
+                    .flatten()
+            });
+            let Some(ns) = ns else {
+                return;
+            };
+            let ns_inject = ns
+                .get(crate::annotations::INJECT)
+                .map_or("", String::as_str);
+            let pod_inject = pod.inject.as_deref().unwrap_or_default();
+            if escaped::suspect_by(pod_inject, pod.injected, ns_inject).is_none() {
+                checked.remove(uid);
+                return;
+            }
+            let inputs = (pod_inject.to_string(), ns_inject.to_string());
+            if checked.get(uid).is_some_and(|c| c.inputs == inputs) {
+                return;
+            }
+            if pod.created.is_none_or(|c| now.saturating_sub(c) < grace) {
+                return;
+            }
+            suspects.push(Suspect {
+                uid: uid.to_string(),
+                pod: pod.clone(),
+                inputs,
+            });
+        });
+        suspects
     }
 
     /// The core's whole decision on the pod as it runs.
     async fn confirm(
         &self,
-        ns: &str,
-        name: &str,
-        ns_annotations: &Annotations,
+        s: &Suspect,
         values: &crate::config::Values,
     ) -> Result<Option<Escape>, String> {
+        let ns = &*s.pod.namespace;
+        let Some(ns_annotations) = self.inner.caches.cached_namespace_annotations(ns) else {
+            return Ok(None);
+        };
         let api = Api::<Pod>::namespaced(self.inner.client.clone(), ns);
-        let Some(pod) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+        let Some(pod) = api.get_opt(&s.pod.name).await.map_err(|e| e.to_string())? else {
             return Ok(None);
         };
         let value = serde_json::to_value(&pod).map_err(|e| e.to_string())?;
         // The pod as read now decides, whatever its metadata said at the scan.
-        escaped::confirm(&value, ns_annotations, values).map_err(|e| e.to_string())
+        escaped::confirm(&value, &ns_annotations, values).map_err(|e| e.to_string())
     }
 
     /// The log line and the Event, once per pod.
@@ -301,78 +343,33 @@ impl Inner {
     }
 }
 
-/// What the decision about a suspect pod is made from, besides its spec (which cannot change
-/// on a running pod in any way the decision reads): its `linkerd.io/inject` and its
-/// namespace's.
-fn inputs(own: &Annotations, ns: &Annotations) -> (String, String) {
-    let inject = |m: &Annotations| {
-        m.get(crate::annotations::INJECT)
-            .cloned()
-            .unwrap_or_default()
-    };
-    (inject(own), inject(ns))
-}
-
-fn uninjected(meta: &kube::core::ObjectMeta, escape: Escape) -> Uninjected {
-    let owner = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true));
-    let namespace = meta.namespace.clone().unwrap_or_default();
+fn uninjected(uid: &str, pod: &Seen, escape: Escape) -> Uninjected {
+    let owner = pod.owner.as_ref();
+    let created = pod
+        .created
+        .and_then(|c| k8s_openapi::jiff::Timestamp::from_second(c).ok());
     Uninjected {
-        why: escape.why(&namespace),
-        namespace,
-        pod: meta.name.clone().unwrap_or_default(),
-        uid: meta.uid.clone().unwrap_or_default(),
-        owner_kind: owner.map(|o| o.kind.clone()).unwrap_or_default(),
-        owner_name: owner.map(|o| o.name.clone()).unwrap_or_default(),
-        created: meta
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_string())
-            .unwrap_or_default(),
+        why: escape.why(&pod.namespace),
+        namespace: pod.namespace.to_string(),
+        pod: pod.name.to_string(),
+        uid: uid.to_string(),
+        owner_kind: owner.map(|o| o.kind.to_string()).unwrap_or_default(),
+        owner_name: owner.map(|o| o.name.to_string()).unwrap_or_default(),
+        created: created.map(|t| t.to_string()).unwrap_or_default(),
+        owner: owner.map(|o| ObjectReference {
+            api_version: Some(o.api_version.to_string()),
+            kind: Some(o.kind.to_string()),
+            name: Some(o.name.to_string()),
+            uid: Some(o.uid.to_string()),
+            ..Default::default()
+        }),
     }
-}
-
-fn annotations_of(meta: &kube::core::ObjectMeta) -> Annotations {
-    meta.annotations
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 /// A namespace as the selected-namespaces reflector keeps it: its name.
 fn keep_name(meta: &mut kube::core::ObjectMeta) {
     *meta = kube::core::ObjectMeta {
         name: meta.name.take(),
-        ..Default::default()
-    };
-}
-
-/// A pod as the reflector keeps it: what detection reads. With 100,000 pods, the rest
-/// (labels, managed fields, other annotations) is memory for nothing.
-fn keep_pod(meta: &mut kube::core::ObjectMeta) {
-    let annotations = meta.annotations.take().map(|a| {
-        a.into_iter()
-            .filter(|(k, _)| {
-                k == crate::annotations::INJECT || k == crate::annotations::PROXY_VERSION
-            })
-            .collect()
-    });
-    let owner_references = meta.owner_references.take().map(|o| {
-        o.into_iter()
-            .filter(|o| o.controller == Some(true))
-            .collect()
-    });
-    *meta = kube::core::ObjectMeta {
-        name: meta.name.take(),
-        namespace: meta.namespace.take(),
-        uid: meta.uid.take(),
-        creation_timestamp: meta.creation_timestamp.take(),
-        annotations,
-        owner_references,
         ..Default::default()
     };
 }

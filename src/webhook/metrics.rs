@@ -65,6 +65,7 @@ pub struct Metrics {
     pub rejected: Family<ReasonLabels, Counter>,
     pub faults: Family<ReasonLabels, Counter>,
     pub uninjected: Family<NamespaceLabels, Gauge>,
+    pub heal_evictions: Family<ResultLabels, Counter>,
 }
 
 /// Latency buckets in milliseconds: sub-millisecond resolution where reviews land.
@@ -154,6 +155,13 @@ impl Metrics {
              confirmed on their spec (`GET /uninjected` on the admin port lists them).",
             uninjected.clone(),
         );
+        let heal_evictions = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "proxy_injector_heal_evictions",
+            "Evictions of pods that escaped injection (--heal-uninjected), by result: evicted, \
+             refused_by_disruption_budget (429, tried again later), gone, failed.",
+            heal_evictions.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -168,6 +176,7 @@ impl Metrics {
             rejected,
             faults,
             uninjected,
+            heal_evictions,
         }
     }
 
@@ -183,6 +192,12 @@ impl Metrics {
 
     pub fn fault(&self, reason: &'static str) {
         self.faults.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn heal_eviction(&self, result: &'static str) {
+        self.heal_evictions
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     pub fn config_reload(&self, ok: bool) {

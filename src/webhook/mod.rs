@@ -13,8 +13,10 @@ mod cache;
 mod config;
 mod escaped;
 mod events;
+mod heal;
 mod limits;
 mod metrics;
+mod pod_index;
 mod server;
 mod tls;
 mod verdict;
@@ -58,6 +60,8 @@ pub enum WebhookError {
     LogLevel(String, String),
     #[error("--max-request-bytes ({0}) must not exceed --max-inflight-bytes ({1})")]
     Limits(usize, usize),
+    #[error("--heal-uninjected needs --detect-uninjected: only the pods found can be healed")]
+    HealWithoutDetection,
 }
 
 /// Runs the webhook until SIGTERM or SIGINT.
@@ -80,6 +84,9 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             args.max_inflight_bytes,
         ));
     }
+    if args.heal_uninjected && !args.detect_uninjected {
+        return Err(WebhookError::HealWithoutDetection);
+    }
     let metrics = Arc::new(metrics::Metrics::new());
     let cert = Arc::new(tls::ReloadingCert::new(
         args.tls_cert.clone(),
@@ -89,7 +96,9 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     let tls = Arc::new(tls::server_config(cert, args.allow_tls12)?);
     let config = config::ConfigStore::new(args.config_dir.clone(), metrics.clone());
     tokio::spawn(config.clone().watch(args.config_poll_interval));
-    let client = kube_client(&args).await?;
+    let kube_config = kube_config(&args).await?;
+    let client = kube::Client::try_from(kube_config.clone())
+        .map_err(|e| WebhookError::Kube(e.to_string()))?;
     let misses = cache::MissLimits {
         per_second: args.miss_lookups_per_second,
         burst: args.miss_lookup_burst,
@@ -113,7 +122,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             object_selector: args.uninjected_object_selector.clone(),
         };
         escaped::Detector::start(
-            client,
+            client.clone(),
             caches.clone(),
             config.clone(),
             Some(events.clone()),
@@ -136,6 +145,34 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         on_error: args.on_error,
     });
     let stopping = Arc::new(AtomicBool::new(false));
+    if let (Some(detector), true) = (&detector, args.heal_uninjected) {
+        let (caches, config, stopping) = (caches.clone(), config.clone(), stopping.clone());
+        let ready = move || {
+            caches.synced() && config.current().is_some() && !stopping.load(Ordering::SeqCst)
+        };
+        let settings = heal::Settings {
+            interval: args.heal_interval,
+            namespace: args
+                .heal_lease_namespace
+                .clone()
+                .unwrap_or_else(|| args.linkerd_namespace.clone()),
+            identity: args.instance.clone(),
+        };
+        // The client's own retry of a 429 (up to 15 times, backing off to minutes) would hold
+        // the healer on one pod a disruption budget protects: the healer backs off itself.
+        let mut no_retry = kube_config.clone();
+        no_retry.default_retry = false;
+        let heal_client =
+            kube::Client::try_from(no_retry).map_err(|e| WebhookError::Kube(e.to_string()))?;
+        heal::start(
+            heal_client,
+            detector.clone(),
+            Arc::new(ready),
+            state.events.clone(),
+            metrics.clone(),
+            settings,
+        );
+    }
     let admin = Arc::new(Admin {
         metrics: metrics.clone(),
         config,
@@ -206,7 +243,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, WebhookError> {
         .map_err(|source| WebhookError::Bind { addr, source })
 }
 
-async fn kube_client(args: &WebhookArgs) -> Result<kube::Client, WebhookError> {
+async fn kube_config(args: &WebhookArgs) -> Result<kube::Config, WebhookError> {
     let config = match &args.kubeconfig {
         Some(path) => {
             let err = |message: String| WebhookError::Kubeconfig {
@@ -221,7 +258,7 @@ async fn kube_client(args: &WebhookArgs) -> Result<kube::Client, WebhookError> {
         None => kube::Config::incluster()
             .map_err(|e| WebhookError::Kube(format!("in-cluster config: {e}")))?,
     };
-    kube::Client::try_from(config).map_err(|e| WebhookError::Kube(e.to_string()))
+    Ok(config)
 }
 
 async fn wait_for_signal() {

@@ -26,6 +26,7 @@ MODES = {
     "cert-manager-issuer": {"tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "cluster-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}}}},
     "external": {"tls": {"mode": "external", "secretName": "my-injector-tls", "caBundle": EXTERNAL_CA}},
     "ha": values_file("values-ha.yaml"),
+    "healing": {"uninjectedPods": {"heal": True}},
 }
 
 # cert-manager's CRDs have no schema in kubernetes-validate: their objects are checked by
@@ -362,6 +363,29 @@ def test_uninjected_pod_detection_flows_into_the_flags_and_rbac():
     assert not any(a.startswith("--uninjected-") for a in c["args"])
     rules = one(off, "ClusterRole")["rules"]
     assert not any("pods" in r["resources"] for r in rules)
+
+
+def test_healing_adds_the_eviction_and_lease_rbac_only_when_on():
+    assert not by_kind(render(), "Role")
+    c = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert not any(a.startswith("--heal") for a in c["args"])
+    docs = render({"uninjectedPods": {"heal": True, "healInterval": "30s"}})
+    c = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"--heal-uninjected", "--heal-interval=30s"} <= set(c["args"])
+    assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in c["env"]
+    rules = one(docs, "ClusterRole")["rules"]
+    assert {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]} in rules
+    role = one(docs, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["proxy-injector-healer"], "verbs": ["get", "patch"]},
+    ]
+    binding = one(docs, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    with pytest.raises(helm.HelmError) as e:
+        render({"uninjectedPods": {"heal": True, "detect": False}})
+    assert "uninjectedPods.heal needs uninjectedPods.detect" in str(e.value)
 
 
 def _serving_pair(tmp_path, existing, now):

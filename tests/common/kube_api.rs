@@ -60,6 +60,12 @@ struct World {
     gets: u64,
     /// Requests served, by kind and verb (`list`, `watch`, `get`).
     requests: BTreeMap<(Kind, &'static str), u64>,
+    /// Leases by namespace and name, with the field manager that owns each spec field.
+    leases: BTreeMap<(String, String), (Value, BTreeMap<String, String>)>,
+    /// Eviction requests (namespace/name, HTTP status answered), in order.
+    evictions: Vec<(String, u16)>,
+    /// Evictions still to refuse with 429, as a PodDisruptionBudget would.
+    refuse_evictions: u32,
 }
 
 #[derive(Clone)]
@@ -90,6 +96,18 @@ impl KubeApi {
             .route("/apis/batch/v1/jobs", get(list_jobs))
             .route("/api/v1/pods", get(list_pods))
             .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod))
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/eviction",
+                post(evict_pod),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                post(create_lease),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                get(get_lease).patch(patch_lease),
+            )
             .route("/apis/batch/v1/namespaces/{ns}/jobs/{name}", get(get_job))
             .route(
                 "/apis/events.k8s.io/v1/namespaces/{ns}/events",
@@ -210,6 +228,24 @@ impl KubeApi {
         w.requests.get(&(kind, verb)).copied().unwrap_or(0)
     }
 
+    /// The next `n` evictions are refused with 429, as a PodDisruptionBudget refuses them.
+    pub fn refuse_evictions(&self, n: u32) {
+        self.world.lock().unwrap().refuse_evictions = n;
+    }
+
+    /// Eviction requests served: `namespace/name` and the status answered.
+    pub fn evictions(&self) -> Vec<(String, u16)> {
+        self.world.lock().unwrap().evictions.clone()
+    }
+
+    /// The lease `ns/name`, if it exists.
+    pub fn lease(&self, ns: &str, name: &str) -> Option<Value> {
+        let w = self.world.lock().unwrap();
+        w.leases
+            .get(&(ns.to_string(), name.to_string()))
+            .map(|(l, _)| l.clone())
+    }
+
     pub fn add_namespace(&self, name: &str, annotations: Value) {
         let uid = uid_for(name);
         self.put(
@@ -326,54 +362,85 @@ fn rfc3339(secs: i64) -> String {
     )
 }
 
-/// Whether `labels` match a label selector in its string form (`k=v`, `k!=v`, `k in (a,b)`,
-/// `k notin (a,b)`, `k`, `!k`, comma-separated): what the client sends as `labelSelector`.
-fn selects(selector: &str, labels: &Value) -> bool {
-    let label = |k: &str| labels.get(k).and_then(Value::as_str);
-    let mut terms = Vec::new();
-    let (mut depth, mut start) = (0, 0);
-    for (i, c) in selector.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                terms.push(&selector[start..i]);
-                start = i + 1;
+/// A label selector in its string form (`k=v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`,
+/// `!k`, comma-separated): what the client sends as `labelSelector`.
+#[derive(Clone, Default)]
+struct LabelSelector(Vec<Term>);
+
+#[derive(Clone)]
+enum Term {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Eq(String, String),
+    NotEq(String, String),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+impl LabelSelector {
+    fn parse(selector: &str) -> LabelSelector {
+        let mut terms = Vec::new();
+        let (mut depth, mut start) = (0, 0);
+        for (i, c) in selector.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    terms.push(&selector[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    terms.push(&selector[start..]);
-    terms
-        .iter()
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-        .all(|t| {
-            let set = |rest: &str| -> Vec<String> {
-                rest.trim()
-                    .trim_start_matches('(')
-                    .trim_end_matches(')')
-                    .split(',')
-                    .map(|v| v.trim().to_string())
-                    .collect()
-            };
+        terms.push(&selector[start..]);
+        let set = |rest: &str| -> Vec<String> {
+            rest.trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .collect()
+        };
+        let term = |t: &str| -> Term {
+            let key = |k: &str| k.trim().to_string();
             if let Some((k, rest)) = t.split_once(" notin ") {
-                return label(k.trim()).is_none_or(|v| !set(rest).iter().any(|s| s == v));
+                return Term::NotIn(key(k), set(rest));
             }
             if let Some((k, rest)) = t.split_once(" in ") {
-                return label(k.trim()).is_some_and(|v| set(rest).iter().any(|s| s == v));
+                return Term::In(key(k), set(rest));
             }
             if let Some((k, v)) = t.split_once("!=") {
-                return label(k.trim()) != Some(v.trim());
+                return Term::NotEq(key(k), key(v));
             }
             if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-                return label(k.trim()) == Some(v.trim());
+                return Term::Eq(key(k), key(v));
             }
             match t.strip_prefix('!') {
-                Some(k) => label(k.trim()).is_none(),
-                None => label(t).is_some(),
+                Some(k) => Term::DoesNotExist(key(k)),
+                None => Term::Exists(key(t)),
             }
+        };
+        LabelSelector(
+            terms
+                .iter()
+                .map(|t| t.trim())
+                .filter(|t| !t.is_empty())
+                .map(term)
+                .collect(),
+        )
+    }
+
+    fn matches(&self, labels: &Value) -> bool {
+        let label = |k: &str| labels.get(k).and_then(Value::as_str);
+        self.0.iter().all(|t| match t {
+            Term::In(k, set) => label(k).is_some_and(|v| set.iter().any(|s| s == v)),
+            Term::NotIn(k, set) => label(k).is_none_or(|v| !set.iter().any(|s| s == v)),
+            Term::Eq(k, v) => label(k) == Some(v),
+            Term::NotEq(k, v) => label(k) != Some(v),
+            Term::Exists(k) => label(k).is_some(),
+            Term::DoesNotExist(k) => label(k).is_none(),
         })
+    }
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {
@@ -419,8 +486,8 @@ async fn list(
         .entry((kind, if watching { "watch" } else { "list" }))
         .or_default() += 1;
     let chosen = {
-        let selector = selector.clone();
-        move |obj: &Value| selects(&selector, &obj["metadata"]["labels"])
+        let selector = LabelSelector::parse(&selector);
+        move |obj: &Value| selector.matches(&obj["metadata"]["labels"])
     };
     if watching {
         let from: u64 = q
@@ -457,25 +524,29 @@ async fn list(
     }
     let w = world.lock().unwrap();
     // Pages as the API server gives them: `limit` items, then a `continue` token (here the
-    // offset of the next item) while there are more.
-    let offset: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
+    // namespace and name of the next item) while there are more. Each page costs its own
+    // length, not the list's.
+    let from = q
+        .get("continue")
+        .and_then(|c| c.split_once('/'))
+        .map(|(ns, name)| (ns.to_string(), name.to_string()))
+        .unwrap_or_default();
     let limit: usize = q
         .get("limit")
         .and_then(|l| l.parse().ok())
         .filter(|l| *l > 0)
         .unwrap_or(usize::MAX);
-    let all = w
+    let mut all = w
         .objects
-        .iter()
-        .filter(|((k, _, _), o)| *k == kind && chosen(o));
-    let total = all.clone().count();
+        .range((kind, from.0, from.1)..)
+        .take_while(|((k, _, _), _)| *k == kind)
+        .filter(|(_, o)| chosen(o));
     let items: Vec<Value> = all
-        .skip(offset)
+        .by_ref()
         .take(limit)
         .map(|(_, o)| shape(o, meta))
         .collect();
-    let next = offset.saturating_add(limit);
-    let continue_token = (next < total).then(|| next.to_string());
+    let continue_token = all.next().map(|((_, ns, name), _)| format!("{ns}/{name}"));
     let (api_version, list_kind) = if meta {
         (
             "meta.k8s.io/v1".to_string(),
@@ -556,6 +627,131 @@ async fn get_pod(
 ) -> Response {
     get_one(Kind::Pod, &s, &h, &ns, &name)
 }
+/// `pods/eviction`: refused with 429 while `refuse_evictions` lasts, else the pod is deleted.
+async fn evict_pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let (world, tx) = s;
+    let mut w = world.lock().unwrap();
+    let key = (Kind::Pod, ns.clone(), name.clone());
+    let who = format!("{ns}/{name}");
+    if w.refuse_evictions > 0 {
+        w.refuse_evictions -= 1;
+        w.evictions.push((who, 429));
+        return status(
+            429,
+            "TooManyRequests",
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+        );
+    }
+    let Some(mut obj) = w.objects.remove(&key) else {
+        w.evictions.push((who, 404));
+        return status(404, "NotFound", &format!("pods {name:?} not found"));
+    };
+    w.evictions.push((who, 201));
+    w.rv += 1;
+    let rv = w.rv;
+    obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+    let event = json!({"type": "DELETED", "object": obj});
+    w.history.push((Kind::Pod, rv, event.clone()));
+    let _ = tx.send((Kind::Pod, rv, event));
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})),
+    )
+        .into_response()
+}
+
+fn lease_status(code: u16, reason: &str, name: &str) -> Response {
+    status(
+        code,
+        reason,
+        &format!("leases.coordination.k8s.io {name:?}: {reason}"),
+    )
+}
+
+async fn get_lease(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let w = s.0.lock().unwrap();
+    match w.leases.get(&(ns, name.clone())) {
+        Some((lease, _)) => axum::Json(lease.clone()).into_response(),
+        None => lease_status(404, "NotFound", &name),
+    }
+}
+
+async fn create_lease(State(s): State<Shared>, Path(ns): Path<String>, body: Bytes) -> Response {
+    let Ok(mut lease) = serde_json::from_slice::<Value>(&body) else {
+        return status(400, "BadRequest", "not JSON");
+    };
+    let name = lease["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut w = s.0.lock().unwrap();
+    let key = (ns.clone(), name.clone());
+    if w.leases.contains_key(&key) {
+        return lease_status(409, "AlreadyExists", &name);
+    }
+    w.rv += 1;
+    lease["apiVersion"] = json!("coordination.k8s.io/v1");
+    lease["kind"] = json!("Lease");
+    lease["metadata"]["namespace"] = json!(ns);
+    lease["metadata"]["uid"] = json!(uid_for(&format!("lease/{name}")));
+    lease["metadata"]["resourceVersion"] = json!(w.rv.to_string());
+    if !lease["spec"].is_object() {
+        lease["spec"] = json!({});
+    }
+    w.leases.insert(key, (lease.clone(), BTreeMap::new()));
+    (StatusCode::CREATED, axum::Json(lease)).into_response()
+}
+
+/// A Lease PATCH with server-side apply's ownership rule, which lease managers rely on: an
+/// apply (`application/apply-patch+yaml`) that changes a spec field another field manager
+/// owns is a 409 Conflict; a merge or strategic patch sets fields (null removes them) and
+/// takes their ownership.
+async fn patch_lease(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+        return status(400, "BadRequest", "not JSON");
+    };
+    let apply = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/apply-patch"));
+    let manager = q.get("fieldManager").cloned().unwrap_or_default();
+    let force = q.get("force").is_some_and(|f| f == "true");
+    let mut w = s.0.lock().unwrap();
+    w.rv += 1;
+    let rv = w.rv;
+    let Some((lease, owners)) = w.leases.get_mut(&(ns, name.clone())) else {
+        return lease_status(404, "NotFound", &name);
+    };
+    let fields = patch["spec"].as_object().cloned().unwrap_or_default();
+    if apply && !force {
+        for (field, value) in &fields {
+            let owner = owners.get(field);
+            if owner.is_some_and(|o| *o != manager) && lease["spec"][field] != *value {
+                return lease_status(409, "Conflict", &name);
+            }
+        }
+    }
+    for (field, value) in fields {
+        if value.is_null() {
+            if let Some(spec) = lease["spec"].as_object_mut() {
+                spec.remove(&field);
+            }
+            owners.remove(&field);
+        } else {
+            lease["spec"][&field] = value;
+            owners.insert(field, manager.clone());
+        }
+    }
+    lease["metadata"]["resourceVersion"] = json!(rv.to_string());
+    axum::Json(lease.clone()).into_response()
+}
+
 async fn get_namespace(
     State(s): State<Shared>,
     h: HeaderMap,
