@@ -82,7 +82,7 @@ async fn pods_that_started_without_a_proxy_are_reported_and_no_others() {
     let wh = Webhook::start(&api, VALUES, &flags).await;
     let (status, body) = uninjected(&wh).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["gracePeriodSeconds"], json!(3.0));
+    assert_eq!(body["grace_period_seconds"], json!(3.0));
     // The pods start now, while the webhook runs, as if it had not answered for them.
     let rs = Some(("ReplicaSet", "web-7d9f8b6c5"));
     api.add_pod("shop", "web-7d9f8b6c5-x2x9q", json!({}), app(), rs, 0);
@@ -112,6 +112,8 @@ async fn pods_that_started_without_a_proxy_are_reported_and_no_others() {
     let pod = &body["pods"][0];
     assert_eq!(pod["owner_kind"], json!("ReplicaSet"));
     assert_eq!(pod["owner_name"], json!("web-7d9f8b6c5"));
+    let age = pod["age_seconds"].as_i64().expect("an age");
+    assert!((3..=15).contains(&age), "{pod}");
     assert!(
         pod["why"]
             .as_str()
@@ -348,4 +350,34 @@ async fn only_the_lease_holder_evicts() {
         .metrics()
         .await
         .contains("proxy_injector_heal_evictions_total{"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_eviction_while_the_webhook_is_not_ready() {
+    let api = KubeApi::start().await;
+    api.add_namespace("shop", json!({"linkerd.io/inject": "enabled"}));
+    let mut flags = HEAL.to_vec();
+    flags.push("--shutdown-delay=60s");
+    let wh = Webhook::start(&api, VALUES, &flags).await;
+    // Shutting down: `/ready` turns false for the shutdown delay, and detection goes on.
+    let pid = wh.child.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(term.unwrap().success());
+    wait_for("/ready to turn false", Duration::from_secs(5), async || {
+        reqwest::get(wh.admin("/ready"))
+            .await
+            .is_ok_and(|r| r.status() != 200)
+    })
+    .await;
+    let owner = Some(("ReplicaSet", "web-7d9f8b6c5"));
+    api.add_pod("shop", "web-7d9f8b6c5-x2x9q", json!({}), app(), owner, 600);
+    wait_for("the escaped pod", Duration::from_secs(10), async || {
+        names(&uninjected(&wh).await.1) == ["shop/web-7d9f8b6c5-x2x9q"]
+    })
+    .await;
+    // Many heal intervals (300 ms): a pod re-created now would meet no working webhook.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(api.evictions(), Vec::<(String, u16)>::new());
 }

@@ -121,8 +121,11 @@ async fn a_flood_of_bodies_at_the_limit_keeps_memory_bounded() {
     );
     assert!(statuses.contains(&200), "{statuses:?}");
     // 48 x 6 MiB held at once would be 288 MiB of bodies, and ten times that decoded. The
-    // chart's memory limit is 192Mi; this stays under its old 128Mi (measured: ~90-100 MiB).
-    assert!(peak_mib < 128.0, "peak RSS {peak_mib:.0} MiB");
+    // chart's memory limit is 192Mi: the peak must stay well under it. Measured: 89-109 MiB
+    // in six runs of this file, 134 MiB once under the full suite's load (the allocator keeps
+    // freed pages per thread a while); 160 leaves the limit a margin and still fails on any
+    // unbounded buffering.
+    assert!(peak_mib < 160.0, "peak RSS {peak_mib:.0} MiB");
     // Over the limit: refused from its Content-Length, before the body is read.
     let (status, body) = wh
         .send(

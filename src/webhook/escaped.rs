@@ -56,6 +56,9 @@ pub struct Uninjected {
     pub owner_name: String,
     /// `creationTimestamp`, RFC 3339.
     pub created: String,
+    /// `creationTimestamp`, Unix seconds (the age is computed when asked).
+    #[serde(skip)]
+    pub created_unix: Option<i64>,
     pub why: String,
     /// The controller, for Events on it.
     #[serde(skip)]
@@ -356,6 +359,7 @@ fn uninjected(uid: &str, pod: &Seen, escape: Escape) -> Uninjected {
         owner_kind: owner.map(|o| o.kind.to_string()).unwrap_or_default(),
         owner_name: owner.map(|o| o.name.to_string()).unwrap_or_default(),
         created: created.map(|t| t.to_string()).unwrap_or_default(),
+        created_unix: pod.created,
         owner: owner.map(|o| ObjectReference {
             api_version: Some(o.api_version.to_string()),
             kind: Some(o.kind.to_string()),

@@ -298,10 +298,20 @@ async fn uninjected(State(admin): State<Arc<Admin>>) -> axum::response::Response
         )
             .into_response();
     };
-    let settings = detector.settings();
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let pods: Vec<serde_json::Value> = detector
+        .uninjected()
+        .into_iter()
+        .map(|u| {
+            let age = u.created_unix.map(|c| now.saturating_sub(c));
+            let mut v = serde_json::to_value(&u).unwrap_or_default();
+            v["age_seconds"] = serde_json::json!(age);
+            v
+        })
+        .collect();
     axum::Json(serde_json::json!({
-        "gracePeriodSeconds": settings.grace_period.as_secs_f64(),
-        "pods": detector.uninjected(),
+        "grace_period_seconds": detector.settings().grace_period.as_secs_f64(),
+        "pods": pods,
     }))
     .into_response()
 }
