@@ -142,10 +142,6 @@ impl Patch {
         self.ops.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
     /// Each operation's path, as written.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.ops.iter().map(|o| o.path.as_str())

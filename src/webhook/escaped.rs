@@ -1,8 +1,8 @@
 //! Pods that escaped injection (docs/escaped.md): with `failurePolicy: Ignore`, a pod created
 //! while the webhook is unreachable starts without a proxy. This finds such pods and says so.
 //!
-//! A metadata-only reflector keeps every pod's name, uid, age, owner and Linkerd
-//! annotations. Every `--uninjected-scan-interval` the pods are read from memory: a pod is a
+//! A compact index fed by a metadata-only watch (`pod_index.rs`) keeps every pod's name,
+//! uid, age, owner and Linkerd annotations. Every `--uninjected-scan-interval` the pods are read from memory: a pod is a
 //! *suspect* when a review would inject it now by its annotations and its namespace's
 //! (`escaped::suspect` in the core) and it is older than `--uninjected-grace-period`. A
 //! suspect is *confirmed* by one GET of the pod and the core's whole decision on its spec
@@ -54,11 +54,9 @@ pub struct Uninjected {
     /// The pod's controller, as its `ownerReferences` name it (empty for a bare pod).
     pub owner_kind: String,
     pub owner_name: String,
-    /// `creationTimestamp`, RFC 3339.
-    pub created: String,
-    /// `creationTimestamp`, Unix seconds (the age is computed when asked).
+    /// `creationTimestamp`, Unix seconds (written with the age when asked, `mod.rs`).
     #[serde(skip)]
-    pub created_unix: Option<i64>,
+    pub created: Option<i64>,
     pub why: String,
     /// The controller, for Events on it.
     #[serde(skip)]
@@ -348,9 +346,6 @@ impl Inner {
 
 fn uninjected(uid: &str, pod: &Seen, escape: Escape) -> Uninjected {
     let owner = pod.owner.as_ref();
-    let created = pod
-        .created
-        .and_then(|c| k8s_openapi::jiff::Timestamp::from_second(c).ok());
     Uninjected {
         why: escape.why(&pod.namespace),
         namespace: pod.namespace.to_string(),
@@ -358,8 +353,7 @@ fn uninjected(uid: &str, pod: &Seen, escape: Escape) -> Uninjected {
         uid: uid.to_string(),
         owner_kind: owner.map(|o| o.kind.to_string()).unwrap_or_default(),
         owner_name: owner.map(|o| o.name.to_string()).unwrap_or_default(),
-        created: created.map(|t| t.to_string()).unwrap_or_default(),
-        created_unix: pod.created,
+        created: pod.created,
         owner: owner.map(|o| ObjectReference {
             api_version: Some(o.api_version.to_string()),
             kind: Some(o.kind.to_string()),

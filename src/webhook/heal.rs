@@ -88,26 +88,16 @@ pub fn start(
     metrics: Arc<Metrics>,
     settings: Settings,
 ) {
-    tokio::spawn(async move {
-        let leader = match lease(&client, &settings).await {
-            Ok(leader) => leader,
-            Err(error) => {
-                tracing::error!(%error, lease = LEASE, "cannot take part in the healer election: healing is off in this replica");
-                return;
-            }
-        };
-        let healer = Healer {
-            client,
-            detector,
-            ready,
-            events,
-            metrics,
-            settings,
-            leader,
-            attempts: HashMap::new(),
-        };
-        healer.run().await;
-    });
+    let healer = Healer {
+        client,
+        detector,
+        ready,
+        events,
+        metrics,
+        settings,
+        attempts: HashMap::new(),
+    };
+    tokio::spawn(healer.run());
 }
 
 async fn lease(
@@ -133,19 +123,25 @@ struct Healer {
     events: Option<EventSink>,
     metrics: Arc<Metrics>,
     settings: Settings,
-    leader: tokio::sync::watch::Receiver<bool>,
     /// Refused or failed evictions by pod uid: how many, and when to try again.
     attempts: HashMap<String, (u32, Instant)>,
 }
 
 impl Healer {
     async fn run(mut self) {
+        let leader = match lease(&self.client, &self.settings).await {
+            Ok(leader) => leader,
+            Err(error) => {
+                tracing::error!(%error, lease = LEASE, "cannot take part in the healer election: healing is off in this replica");
+                return;
+            }
+        };
         let mut tick = tokio::time::interval(self.settings.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_leader = false;
         loop {
             tick.tick().await;
-            let leader = *self.leader.borrow();
+            let leader = *leader.borrow();
             if leader != was_leader {
                 tracing::info!(identity = %self.settings.identity, leader, lease = LEASE, "healer election");
                 was_leader = leader;

@@ -303,9 +303,12 @@ async fn uninjected(State(admin): State<Arc<Admin>>) -> axum::response::Response
         .uninjected()
         .into_iter()
         .map(|u| {
-            let age = u.created_unix.map(|c| now.saturating_sub(c));
+            let created = u
+                .created
+                .and_then(|c| k8s_openapi::jiff::Timestamp::from_second(c).ok());
             let mut v = serde_json::to_value(&u).unwrap_or_default();
-            v["age_seconds"] = serde_json::json!(age);
+            v["created"] = serde_json::json!(created.map(|t| t.to_string()));
+            v["age_seconds"] = serde_json::json!(u.created.map(|c| now.saturating_sub(c)));
             v
         })
         .collect();
