@@ -10,8 +10,8 @@
 //! their own names so that the front-ends, the tests and the benchmarks name one thing one way.
 
 pub use proxy_injector_core::{
-    annotations, check, config, decide, escaped, inject, manifest, parse, patch, render, uninject,
-    workload, VERSION,
+    annotations, check, config, decide, escaped, inject, manifest, parse, patch, policy, render,
+    uninject, workload, VERSION,
 };
 
 pub mod cli;

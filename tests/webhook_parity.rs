@@ -12,126 +12,11 @@ mod common;
 
 use common::kube_api::KubeApi;
 use common::webhook::{admission_review, patch_of, Webhook};
-use common::{cases, read_tree, yaml_docs, Case};
-use serde_json::{json, Map, Value};
-
-const TEMPLATE_KINDS: &[&str] = &[
-    "Deployment",
-    "ReplicaSet",
-    "ReplicationController",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-    "Pod",
-];
-
-fn override_free(case: &Case) -> bool {
-    let inputs = case.inputs();
-    let mut skip = false;
-    case.args.iter().all(|a| {
-        if skip {
-            skip = false;
-            return true;
-        }
-        if a == "--values" {
-            skip = true;
-            return true;
-        }
-        ["inject", "--manual", "-o", "json", "--verbose"].contains(&a.as_str())
-            || inputs.contains(&case.dir.join(a))
-    })
-}
-
-/// The case's `--values` files merged as the CLI merges them, as one YAML document.
-fn merged_values(case: &Case) -> Value {
-    let mut merged = Map::new();
-    let mut it = case.args.iter();
-    while let Some(a) = it.next() {
-        if a == "--values" {
-            let text = std::fs::read_to_string(case.dir.join(it.next().unwrap())).unwrap();
-            let v: Value = serde_yaml::from_str(&text).unwrap();
-            if let Value::Object(m) = v {
-                proxy_injector::config::helm_merge(&mut merged, m);
-            }
-        }
-    }
-    Value::Object(merged)
-}
-
-fn template_of(doc: &Value) -> Option<Value> {
-    match doc["kind"].as_str()? {
-        "Pod" => Some(doc.clone()),
-        "CronJob" => Some(doc["spec"]["jobTemplate"]["spec"]["template"].clone()),
-        k if TEMPLATE_KINDS.contains(&k) => Some(doc["spec"]["template"].clone()),
-        _ => None,
-    }
-}
-
-fn stringify(map: &mut Value) {
-    if let Some(m) = map.as_object_mut() {
-        for v in m.values_mut() {
-            if !v.is_string() {
-                *v = Value::String(if v.is_null() {
-                    String::new()
-                } else {
-                    v.to_string()
-                });
-            }
-        }
-    }
-}
-
-/// The Pod a controller would create from `doc`'s template, with its owner references.
-fn pod_for(api: &KubeApi, doc: &Value, ns: &str) -> Value {
-    let kind = doc["kind"].as_str().unwrap();
-    let name = doc["metadata"]["name"]
-        .as_str()
-        .or(doc["metadata"]["generateName"].as_str())
-        .unwrap_or("x");
-    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": {}});
-    let template = template_of(doc).unwrap();
-    if let Some(m) = template.get("metadata").and_then(Value::as_object) {
-        pod["metadata"] = Value::Object(m.clone());
-    }
-    pod["spec"] = template.get("spec").cloned().unwrap_or(json!({}));
-    for key in ["annotations", "labels"] {
-        if pod["metadata"].get(key).is_some() {
-            stringify(&mut pod["metadata"][key]);
-        }
-    }
-    let owner = |kind: &str, name: &str, api_version: &str| {
-        json!([{"apiVersion": api_version, "kind": kind, "name": name,
-                "uid": common::kube_api::uid_for(name), "controller": true}])
-    };
-    let refs = match kind {
-        "Pod" => {
-            pod["metadata"]["name"] = json!(name);
-            Value::Null
-        }
-        "Deployment" => {
-            let rs = format!("{name}-5f7c9d");
-            api.add_replicaset(ns, &rs, Some(name));
-            owner("ReplicaSet", &rs, "apps/v1")
-        }
-        "CronJob" => {
-            let job = format!("{name}-29384");
-            api.add_job(ns, &job, Some(name));
-            owner("Job", &job, "batch/v1")
-        }
-        "Job" => {
-            api.add_job(ns, name, None);
-            owner("Job", name, "batch/v1")
-        }
-        "ReplicationController" => owner(kind, name, "v1"),
-        other => owner(other, name, "apps/v1"),
-    };
-    if !refs.is_null() {
-        pod["metadata"]["generateName"] = json!(format!("{name}-"));
-        pod["metadata"]["ownerReferences"] = refs;
-    }
-    pod
-}
+use common::workloads::{
+    flatten_lists, merged_values, pod_for, template_of, webhook_cases, TEMPLATE_KINDS,
+};
+use common::{read_tree, yaml_docs};
+use serde_json::{json, Value};
 
 /// What the webhook result should be: the CLI's template, as a Pod, normalised.
 fn expected_pod(cli_doc: &Value, pod_in: &Value) -> Value {
@@ -166,20 +51,6 @@ fn apply_independently(pairs: &[(Value, Value)]) -> Vec<Value> {
         .map(|(d, p)| json!({"doc": d, "patch": p}))
         .collect();
     common::apply_patches_independently(&batch)
-}
-
-/// The documents of a stream with `kind: List` items in place of their List; blanks dropped.
-fn flatten_lists(docs: Vec<Value>) -> Vec<Value> {
-    docs.into_iter()
-        .flat_map(|d| {
-            if d["kind"] == json!("List") {
-                d["items"].as_array().unwrap().clone()
-            } else {
-                vec![d]
-            }
-        })
-        .filter(|d| !d.is_null())
-        .collect()
 }
 
 /// Linkerd's patch shape: only `add`s, and a parent is created before anything goes in it.
@@ -237,17 +108,7 @@ fn check_patch_shape(name: &str, pod: &Value, patch: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_fixtures_through_the_webhook_give_the_cli_output() {
     let mut compared = 0;
-    for case in cases()
-        .into_iter()
-        .filter(|c| c.is_manual_inject() && override_free(c))
-    {
-        if std::fs::read_to_string(case.dir.join("exit"))
-            .unwrap()
-            .trim()
-            != "0"
-        {
-            continue;
-        }
+    for case in webhook_cases() {
         let values = merged_values(&case);
         let anchors = values["identityTrustAnchorsPEM"]
             .as_str()

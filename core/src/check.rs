@@ -71,7 +71,45 @@ pub struct Row {
     /// `<serviceAccount>.<namespace>` when meshed.
     pub identity: Option<String>,
     pub debug: bool,
+    /// Whether the MutatingAdmissionPolicy of `proxy-injector policy` injects it.
+    pub policy: PolicyCoverage,
     pub messages: Vec<Message>,
+}
+
+/// The policy's verdict on one workload (`policy.rs`, `coverage`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyCoverage {
+    pub covered: bool,
+    /// The matchCondition that turns it away (the webhook handles it then, if installed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl PolicyCoverage {
+    fn of(pod: &PodTemplate<'_>, namespace: &Annotations, values: &Values) -> PolicyCoverage {
+        match crate::policy::coverage(pod, namespace, values) {
+            Ok(()) => PolicyCoverage {
+                covered: true,
+                condition: None,
+                reason: None,
+            },
+            Err(u) => PolicyCoverage {
+                covered: false,
+                condition: Some(u.condition.to_string()),
+                reason: Some(u.text),
+            },
+        }
+    }
+
+    /// `yes`, or `no (<condition>)`.
+    pub fn summary(&self) -> String {
+        match &self.condition {
+            None => "yes".into(),
+            Some(c) => format!("no ({c})"),
+        }
+    }
 }
 
 /// What `check` needs besides the documents.
@@ -285,6 +323,7 @@ fn check_workload(
         meshed,
         identity,
         debug,
+        policy: PolicyCoverage::of(pod, ns_ann, opts.values),
         messages,
     }
 }

@@ -587,7 +587,7 @@ pub fn emit(
 
 /// Owner kinds that get a `linkerd.io/proxy-<kind>` label from the webhook (docs/behaviour.md
 /// §7.1).
-const OWNER_LABEL_KINDS: &[&str] = &[
+pub const OWNER_LABEL_KINDS: &[&str] = &[
     "deployment",
     "replicationcontroller",
     "replicaset",

@@ -25,6 +25,7 @@ pub mod inject;
 pub mod manifest;
 pub mod parse;
 pub mod patch;
+pub mod policy;
 pub mod render;
 pub mod uninject;
 pub mod workload;

@@ -8,12 +8,18 @@ use std::fmt;
 
 /// Go's `strconv.ParseBool`.
 pub fn go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
+    if GO_TRUE.contains(&s) {
+        Some(true)
+    } else if GO_FALSE.contains(&s) {
+        Some(false)
+    } else {
+        None
     }
 }
+
+/// What Go's `strconv.ParseBool` reads as true, and as false.
+pub const GO_TRUE: &[&str] = &["1", "t", "T", "TRUE", "true", "True"];
+pub const GO_FALSE: &[&str] = &["0", "f", "F", "FALSE", "false", "False"];
 
 /// Go's `strconv.ParseInt(s, 10, 32)`. Rust's integer parser has the same grammar
 /// (optional sign, ASCII digits, no spaces or underscores).

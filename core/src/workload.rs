@@ -85,6 +85,19 @@ impl Identity {
     }
 }
 
+/// What marks a pod as already injected (`sidecar_already_exists`): a container (init or not)
+/// whose image starts with one of these prefixes or whose name is one of these names —
+/// Linkerd's proxy or Istio's — or an init container likewise marked as their init container.
+/// The MutatingAdmissionPolicy tests the same lists (`policy.rs`).
+pub const SIDECAR_IMAGE_PREFIXES: &[&str] =
+    &["cr.l5d.io/linkerd/proxy:", "gcr.io/istio-release/proxyv2:"];
+pub const SIDECAR_NAMES: &[&str] = &[a::PROXY_CONTAINER, "istio-proxy"];
+pub const SIDECAR_INIT_IMAGE_PREFIXES: &[&str] = &[
+    "cr.l5d.io/linkerd/proxy-init:",
+    "gcr.io/istio-release/proxy_init:",
+];
+pub const SIDECAR_INIT_NAMES: &[&str] = &[a::INIT_CONTAINER, "istio-init"];
+
 /// Read access to a pod template (or a Pod): `metadata` and `spec`.
 #[derive(Clone, Copy, Debug)]
 pub struct PodTemplate<'a> {
@@ -328,23 +341,16 @@ impl<'a> PodTemplate<'a> {
 
     /// A Linkerd or Istio proxy (or init container) already present (docs/behaviour.md §5.4).
     pub fn has_sidecar(&self) -> bool {
-        let is_proxy = |c: &Value| {
+        let marks = |c: &Value, images: &[&str], names: &[&str]| {
             let image = str_field(c, "image");
-            let name = str_field(c, "name");
-            image.starts_with("cr.l5d.io/linkerd/proxy:")
-                || image.starts_with("gcr.io/istio-release/proxyv2:")
-                || name == a::PROXY_CONTAINER
-                || name == "istio-proxy"
+            images.iter().any(|p| image.starts_with(p)) || names.contains(&str_field(c, "name"))
         };
-        let is_init = |c: &Value| {
-            let image = str_field(c, "image");
-            let name = str_field(c, "name");
-            image.starts_with("cr.l5d.io/linkerd/proxy-init:")
-                || image.starts_with("gcr.io/istio-release/proxy_init:")
-                || name == a::INIT_CONTAINER
-                || name == "istio-init"
-        };
-        self.all_containers().any(is_proxy) || self.init_containers().iter().any(is_init)
+        self.all_containers()
+            .any(|c| marks(c, SIDECAR_IMAGE_PREFIXES, SIDECAR_NAMES))
+            || self
+                .init_containers()
+                .iter()
+                .any(|c| marks(c, SIDECAR_INIT_IMAGE_PREFIXES, SIDECAR_INIT_NAMES))
     }
 
     /// `LINKERD2_PROXY_INBOUND_PORTS` (docs/behaviour.md §7.4): every container port and numeric

@@ -34,6 +34,14 @@ pub enum Command {
     /// Namespaces come from Namespace objects in the input, from --namespace-annotation, or
     /// default. Exit codes: 0 all good, 1 an input or usage error, 2 a policy failure.
     Check(Box<CheckArgs>),
+    /// Write a MutatingAdmissionPolicy and its binding that inject pods inside the API server
+    /// (Kubernetes 1.36 or later), with no webhook.
+    ///
+    /// The proxy, init container and volumes are baked in from the config; the pod-dependent
+    /// parts are computed in CEL. Pods the policy cannot inject exactly as the webhook would
+    /// (overrides, ingress mode, ...) are left alone: `check` says which, and why. Regenerate
+    /// on every change of the Linkerd config.
+    Policy(Box<PolicyArgs>),
     /// Run the mutating admission webhook (HTTPS) that injects pods as they are created.
     Webhook(Box<crate::webhook::WebhookArgs>),
 }
@@ -111,13 +119,28 @@ pub struct InjectArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub enable_debug_sidecar: Option<bool>,
 
-    /// Enable ingress mode in the linkerd proxy.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
-    pub ingress: Option<bool>,
-
     /// Ignore the cluster: accepted for compatibility; this CLI never contacts a cluster.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub ignore_cluster: Option<bool>,
+
+    /// Sets nf_conntrack_tcp_timeout_close_wait (a Go duration such as 1m or 90s).
+    #[arg(long)]
+    pub close_wait_timeout: Option<String>,
+
+    #[command(flatten)]
+    pub proxy: ProxyFlags,
+
+    /// Files, directories, `-` (stdin) or https:// URLs.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+}
+
+/// The flags that change the proxy, shared by `inject` and `policy`: Linkerd's names.
+#[derive(Debug, Args)]
+pub struct ProxyFlags {
+    /// Enable ingress mode in the linkerd proxy.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub ingress: Option<bool>,
 
     /// Docker registry to pull images from ($LINKERD_DOCKER_REGISTRY).
     #[arg(long, env = "LINKERD_DOCKER_REGISTRY", value_name = "REGISTRY")]
@@ -221,17 +244,45 @@ pub struct InjectArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub wait_before_exit_seconds: Option<i64>,
 
-    /// Sets nf_conntrack_tcp_timeout_close_wait (a Go duration such as 1m or 90s).
-    #[arg(long)]
-    pub close_wait_timeout: Option<String>,
-
     /// No longer supported: identity is always required.
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub disable_identity: Option<bool>,
+}
 
-    /// Files, directories, `-` (stdin) or https:// URLs.
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<String>,
+/// Where Linkerd's control plane is, for `check` and `policy` (`inject` and `uninject` take it
+/// as a global flag, in [`Common`]).
+#[derive(Debug, Args)]
+pub struct ControlPlane {
+    /// Namespace in which Linkerd is installed.
+    #[arg(
+        short = 'L',
+        long,
+        env = "LINKERD_NAMESPACE",
+        default_value = "linkerd"
+    )]
+    pub linkerd_namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub control_plane: ControlPlane,
+
+    /// Linkerd Helm values file(s) (the `values` key of the `linkerd-config` ConfigMap),
+    /// merged in order over the built-in defaults. Repeatable.
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+
+    /// Name of the MutatingAdmissionPolicy and of its binding.
+    #[arg(long, default_value = "linkerd-proxy-injector")]
+    pub name: String,
+
+    /// Output format (`json`: one v1 List holding both objects).
+    #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub proxy: ProxyFlags,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -253,14 +304,8 @@ pub struct CheckArgs {
     #[arg(long = "values", value_name = "FILE")]
     pub values: Vec<PathBuf>,
 
-    /// Namespace in which Linkerd is installed.
-    #[arg(
-        short = 'L',
-        long,
-        env = "LINKERD_NAMESPACE",
-        default_value = "linkerd"
-    )]
-    pub linkerd_namespace: String,
+    #[command(flatten)]
+    pub control_plane: ControlPlane,
 
     /// Annotation of a namespace that lives in the cluster, as NAMESPACE:KEY=VALUE
     /// (e.g. shop:linkerd.io/inject=enabled). Repeatable. A Namespace object in the input

@@ -15,7 +15,7 @@ use crate::config::overrides::Annotations;
 use crate::manifest;
 
 pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError> {
-    let ns = &args.linkerd_namespace;
+    let ns = &args.control_plane.linkerd_namespace;
     super::pipeline::valid_namespace(ns)?;
     let values = super::pipeline::load_values(&args.values)?;
     let namespaces = namespace_annotations(&args.namespace_annotation)?;
@@ -162,9 +162,10 @@ fn table(rows: &[Row], verdict: &Verdict, color: bool) -> String {
         "MESHED",
         "IDENTITY",
         "DEBUG",
+        "POLICY",
         "MSG",
     ];
-    let cells: Vec<[String; 6]> = rows
+    let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
             let msg = r
@@ -179,6 +180,7 @@ fn table(rows: &[Row], verdict: &Verdict, color: bool) -> String {
                 r.meshed.as_str().to_string(),
                 r.identity.clone().unwrap_or_else(|| "-".into()),
                 if r.debug { "yes" } else { "no" }.to_string(),
+                r.policy.summary(),
                 if msg.is_empty() { "-".into() } else { msg },
             ]
         })
@@ -190,10 +192,10 @@ fn table(rows: &[Row], verdict: &Verdict, color: bool) -> String {
         }
     }
     let mut out = String::new();
-    let line = |out: &mut String, vals: &[String; 6], paint: Option<&str>| {
+    let line = |out: &mut String, vals: &[String; 7], paint: Option<&str>| {
         let mut l = String::new();
         for (i, v) in vals.iter().enumerate() {
-            if i == 5 {
+            if i == 6 {
                 l.push_str(v);
             } else {
                 let _ = write!(l, "{v:<w$}   ", w = widths[i]);

@@ -3,14 +3,14 @@
 //! `write_back`, in `core/src/config/overrides.rs`), so that the cluster's injector (in the
 //! default, annotate-only mode) renders the same proxy.
 
-use super::args::InjectArgs;
+use super::args::{InjectArgs, ProxyFlags};
 use super::UsageError;
 use crate::config::overrides::{self, Annotations};
 use crate::config::Values;
 use crate::parse;
 
 /// Applies the flags to `values` in Linkerd's order.
-pub fn apply(args: &InjectArgs, values: &mut Values) -> Result<(), UsageError> {
+pub fn apply(args: &ProxyFlags, values: &mut Values) -> Result<(), UsageError> {
     if args.disable_identity == Some(true) {
         return Err(UsageError::Flag(
             "--disable-identity is no longer supported; identity is always required".into(),

@@ -1,5 +1,5 @@
 //! The offline CLI: `inject`, `uninject` and `check` over files, directories, stdin
-//! and HTTPS URLs.
+//! and HTTPS URLs, and `policy`, which writes the MutatingAdmissionPolicy.
 //!
 //! Stdout carries only YAML or JSON; the human report goes to stderr after the documents, in
 //! Linkerd's exact format, so scripts and the conformance runner can compare it byte for byte.
@@ -10,11 +10,12 @@ mod check;
 mod flags;
 mod input;
 mod pipeline;
+mod policy;
 mod report;
 
 use std::io::Write;
 
-pub use args::{CheckArgs, Cli, Command, InjectArgs, UninjectArgs};
+pub use args::{CheckArgs, Cli, Command, InjectArgs, PolicyArgs, UninjectArgs};
 pub use pipeline::InjectPlan;
 
 /// A failure before any document is processed: bad flags, unreadable inputs or values.
@@ -45,6 +46,7 @@ pub fn run(cli: Cli, stdin: &mut dyn std::io::Read) -> Output {
         Command::Inject(a) => pipeline::inject(&a, stdin),
         Command::Uninject(a) => pipeline::uninject(&a, stdin),
         Command::Check(a) => check::run(&a, stdin),
+        Command::Policy(a) => policy::run(&a),
         Command::Webhook(_) => {
             return Output {
                 stderr: "Error: the webhook is run by main, not cli::run\n".into(),

@@ -90,7 +90,7 @@ impl InjectPlan {
         valid_namespace(ns)?;
         let base = load_values(&args.values)?;
         let mut values = base.clone();
-        flags::apply(args, &mut values)?;
+        flags::apply(&args.proxy, &mut values)?;
         Ok(InjectPlan {
             overrides: crate::config::overrides::write_back(&base, &values),
             scheduled: flags::scheduled_annotations(args)?,

@@ -133,6 +133,7 @@ pub fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
 }
 pub mod kube_api;
 pub mod webhook;
+pub mod workloads;
 
 /// The text of a file, or of every file under a directory in lexical order.
 pub fn read_tree(p: &Path) -> Vec<String> {

@@ -209,6 +209,20 @@ pub fn is_inherited(key: &str) -> bool {
     OVERRIDES.iter().any(|o| o.inherited && o.key == key)
 }
 
+/// Every key [`apply`] reads from a pod's annotations, in registry order (the trace
+/// attributes' prefix aside; they are read only with tracing on).
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    OVERRIDES
+        .iter()
+        .flat_map(|o| std::iter::once(o.key).chain(o.hidden_by.iter().copied()))
+}
+
+/// Whether a namespace's annotation `key` reaches its pods' rendering: inherited by a pod
+/// that lacks it, or read beside the pod's own value (`proxy-additional-env`).
+pub fn reads_from_namespace(key: &str) -> bool {
+    is_inherited(key) || key == ADDITIONAL_ENV
+}
+
 /// The keys a pod inherits from its namespace, in registry order.
 pub fn inherited() -> impl Iterator<Item = &'static str> {
     OVERRIDES.iter().filter(|o| o.inherited).map(|o| o.key)
