@@ -1,7 +1,6 @@
 //! `proxy-injector`: arguments in, dispatch to the CLI or the webhook; nothing else.
 
-use clap::Parser;
-use proxy_injector::cli::{Cli, Command};
+use proxy_injector::cli::Command;
 
 /// Both front-ends allocate and free many small JSON values per document or review; glibc's
 /// malloc spent about a third of `inject --manual`'s time on them (BENCHMARKS.md §2c).
@@ -9,7 +8,7 @@ use proxy_injector::cli::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match proxy_injector::cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             // Usage errors exit 1, as Linkerd's CLI does; --help and --version exit 0.

@@ -44,6 +44,26 @@ pub enum Command {
     Policy(Box<PolicyArgs>),
     /// Run the mutating admission webhook (HTTPS) that injects pods as they are created.
     Webhook(Box<crate::webhook::WebhookArgs>),
+    /// Print a shell completion script.
+    ///
+    /// bash: `source <(proxy-injector completions bash)`; zsh: `proxy-injector completions zsh >
+    /// "${fpath[1]}/_proxy-injector"`; fish: `proxy-injector completions fish >
+    /// ~/.config/fish/completions/proxy-injector.fish`; PowerShell: `proxy-injector completions
+    /// powershell | Out-String | Invoke-Expression`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a directory.
+    ///
+    /// `proxy-injector man | man -l -`, or `proxy-injector man --out-dir
+    /// /usr/local/share/man/man1`.
+    Man {
+        /// Write `proxy-injector.1` and a page per command (`proxy-injector-inject.1`, ...)
+        /// here instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

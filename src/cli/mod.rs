@@ -8,6 +8,7 @@
 mod args;
 mod check;
 mod flags;
+mod help;
 mod input;
 mod pipeline;
 mod policy;
@@ -16,6 +17,7 @@ mod report;
 use std::io::Write;
 
 pub use args::{CheckArgs, Cli, Command, InjectArgs, PolicyArgs, UninjectArgs};
+pub use help::{parse, BIN_NAME, PLUGIN_BIN_NAME};
 pub use pipeline::InjectPlan;
 
 /// A failure before any document is processed: bad flags, unreadable inputs or values.
@@ -47,6 +49,8 @@ pub fn run(cli: Cli, stdin: &mut dyn std::io::Read) -> Output {
         Command::Uninject(a) => pipeline::uninject(&a, stdin),
         Command::Check(a) => check::run(&a, stdin),
         Command::Policy(a) => policy::run(&a),
+        Command::Completions { shell } => Ok(help::completions(shell)),
+        Command::Man { out_dir } => help::man(out_dir.as_deref()),
         Command::Webhook(_) => {
             return Output {
                 stderr: "Error: the webhook is run by main, not cli::run\n".into(),
