@@ -96,11 +96,12 @@ fn always(_: &Values) -> bool {
     true
 }
 
-/// `linkerd.io/inject` on the pod, or on its namespace, as CEL (`""` when absent).
+/// The pod's annotation `key` as a CEL optional (absent: none).
 fn pod_annotation(key: &str) -> String {
     format!("object.metadata.?annotations[?{}]", cel::string(key))
 }
 
+/// The same on the pod's namespace.
 fn namespace_annotation(key: &str) -> String {
     format!(
         "namespaceObject.metadata.?annotations[?{}]",
@@ -285,7 +286,7 @@ fn namespace_override_keys() -> impl Iterator<Item = &'static str> {
 
 /// Whether the policy made from `values` injects `pod` in a namespace with these annotations
 /// (`Err`: the first matchCondition that turns it away, and why). A covered pod gets what the
-/// webhook would give it (docs/policy.md lists the two differences).
+/// webhook would give it, up to the differences docs/policy.md lists.
 pub fn coverage(
     pod: &PodTemplate<'_>,
     namespace: &Annotations,
@@ -469,42 +470,7 @@ impl Baked {
 fn variables(values: &Values) -> Vec<(&'static str, String)> {
     let sa = cel::string(a::SERVICE_ACCOUNT_MOUNT_PATH);
     let wanted = cel::strings(values.proxy.opaque_ports.split(','));
-    let helm_caps = |c: &Option<crate::config::Capabilities>| {
-        c.as_ref().map(|c| Caps {
-            add: c.add.clone(),
-            drop: c.drop.clone(),
-        })
-    };
-    let caps_map = |c: &Caps| {
-        format!(
-            "{{\"add\": {}, \"drop\": {}}}",
-            cel::strings(c.add.iter().map(String::as_str)),
-            cel::strings(c.drop.iter().map(String::as_str))
-        )
-    };
-    // The proxy copies the first container's capabilities, else the Helm values' (`render`,
-    // `PodFacts::of`); the init container derives its own from the same source.
-    let source = match helm_caps(&values.proxy.capabilities) {
-        Some(h) => format!(
-            "size(variables.appCapabilities) > 0 ? variables.appCapabilities : [{}]",
-            caps_map(&h)
-        ),
-        None => "variables.appCapabilities".into(),
-    };
-    // Without a source, the init container's are the Helm values' (`render/containers.rs`).
-    let init_default = {
-        let helm = helm_caps(&values.proxy_init.capabilities).unwrap_or_default();
-        let mut add = vec!["NET_ADMIN".to_string(), "NET_RAW".to_string()];
-        add.extend(helm.add);
-        let mut c = json!({"add": add});
-        if !helm.drop.is_empty() {
-            c["drop"] = json!(helm.drop);
-        }
-        cel::literal(&c)
-    };
-    let non_empty =
-        |list: &str| format!("size({list}) > 0 ? optional.of(dyn({list})) : optional.none()");
-    vec![
+    let mut out = vec![
         (
             "containers",
             "object.spec.?initContainers.orValue([]) + object.spec.?containers.orValue([])".into(),
@@ -556,8 +522,66 @@ fn variables(values: &Values) -> Vec<(&'static str, String)> {
                  \"readOnly\": dyn(variables.tokenMounts[0].?readOnly.orValue(false))}})]"
             ),
         ),
-        // Capabilities as lists of zero or one `{add, drop}` (no optional-typed variables:
-        // `policy/cel.rs` says why).
+    ];
+    out.extend(capability_variables(values));
+    out.extend([
+        // `config.linkerd.io/enable-debug-sidecar`, the pod's or else its namespace's, read as
+        // Go reads a boolean.
+        (
+            "debug",
+            format!(
+                "{}.orValue({}.orValue(\"\")) in {}",
+                pod_annotation(overrides::ENABLE_DEBUG_SIDECAR),
+                namespace_annotation(overrides::ENABLE_DEBUG_SIDECAR),
+                cel::strings(crate::parse::GO_TRUE.iter().copied())
+            ),
+        ),
+        ("ownerLabel", owner_label()),
+        ("traceAttributes", trace_attributes(values)),
+    ]);
+    out
+}
+
+/// The capabilities the proxy and the init container take (`render`, `PodFacts::of`): the
+/// first container's, else the Helm values', as lists of zero or one `{add, drop}` (no
+/// optional-typed variables: `policy/cel.rs` says why).
+fn capability_variables(values: &Values) -> Vec<(&'static str, String)> {
+    let helm_caps = |c: &Option<crate::config::Capabilities>| {
+        c.as_ref().map(|c| Caps {
+            add: c.add.clone(),
+            drop: c.drop.clone(),
+        })
+    };
+    let caps_map = |c: &Caps| {
+        format!(
+            "{{\"add\": {}, \"drop\": {}}}",
+            cel::strings(c.add.iter().map(String::as_str)),
+            cel::strings(c.drop.iter().map(String::as_str))
+        )
+    };
+    // The proxy copies the first container's capabilities, else the Helm values' (`render`,
+    // `PodFacts::of`); the init container derives its own from the same source.
+    let source = match helm_caps(&values.proxy.capabilities) {
+        Some(h) => format!(
+            "size(variables.appCapabilities) > 0 ? variables.appCapabilities : [{}]",
+            caps_map(&h)
+        ),
+        None => "variables.appCapabilities".into(),
+    };
+    // Without a source, the init container's are the Helm values' (`render/containers.rs`).
+    let init_default = {
+        let helm = helm_caps(&values.proxy_init.capabilities).unwrap_or_default();
+        let mut add = vec!["NET_ADMIN".to_string(), "NET_RAW".to_string()];
+        add.extend(helm.add);
+        let mut c = json!({"add": add});
+        if !helm.drop.is_empty() {
+            c["drop"] = json!(helm.drop);
+        }
+        cel::literal(&c)
+    };
+    let non_empty =
+        |list: &str| format!("size({list}) > 0 ? optional.of(dyn({list})) : optional.none()");
+    vec![
         (
             "appCapabilities",
             "size(object.spec.?containers.orValue([])) > 0 && \
@@ -588,19 +612,6 @@ fn variables(values: &Values) -> Vec<(&'static str, String)> {
                 ),
             ),
         ),
-        // `config.linkerd.io/enable-debug-sidecar`, the pod's or else its namespace's, read as
-        // Go reads a boolean.
-        (
-            "debug",
-            format!(
-                "{}.orValue({}.orValue(\"\")) in {}",
-                pod_annotation(overrides::ENABLE_DEBUG_SIDECAR),
-                namespace_annotation(overrides::ENABLE_DEBUG_SIDECAR),
-                cel::strings(crate::parse::GO_TRUE.iter().copied())
-            ),
-        ),
-        ("ownerLabel", owner_label()),
-        ("traceAttributes", trace_attributes(values)),
     ]
 }
 
