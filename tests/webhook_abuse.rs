@@ -407,17 +407,20 @@ async fn large_reviews_queued_for_decoding_past_their_deadline_get_503() {
                 "--max-request-bytes",
                 "1Mi",
                 "--max-inflight-bytes",
-                "64Mi",
+                "128Mi",
             ],
         )
         .await,
     );
-    // Forty 1 MiB reviews at once, and a decoding budget for one: those queued behind the
+    // Eighty 1 MiB reviews at once, and a decoding budget for one: those queued behind the
     // others for longer than the deadline are refused. (Twenty were not always enough: with
-    // a faster allocator all twenty were decoded within the deadline.)
+    // a faster allocator all twenty were decoded within the deadline; forty, once, on an
+    // idle machine. Eighty take twice the deadline to decode one after the other; the
+    // in-flight budget holds them all, so no refusal is for want of memory.)
+    const REVIEWS: usize = 80;
     let body = Arc::new(review_of_size("queued", 1024 * 1024 - 1024));
     let mut tasks = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..REVIEWS {
         let (wh, body) = (wh.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let r = wh
@@ -440,7 +443,7 @@ async fn large_reviews_queued_for_decoding_past_their_deadline_get_503() {
             refused += 1;
         }
     }
-    println!("{refused} of 40 reviews refused: their decoding turn came after the deadline");
+    println!("{refused} of {REVIEWS} reviews refused: their decoding turn came after the deadline");
     assert!(refused > 0, "no review waited past its deadline");
     let m = wh.metrics().await;
     assert_eq!(
