@@ -18,7 +18,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::kube_api::KubeApi;
 use common::webhook::{admission_review, patch_of, Webhook, TRUST_ANCHORS};
@@ -114,28 +113,8 @@ fn generate(values_file: &Path) -> (Value, Value) {
 /// The policy evaluated on each case by `tests/support/eval_policy.py`, and the literals
 /// Kubernetes' homogeneity check would refuse.
 fn evaluate(policy: &Value, cases: &[Value]) -> (Vec<Value>, Vec<Value>) {
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .arg(fixtures().join("../support/eval_policy.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 with cel-expr-python (install tests/requirements.txt)");
     let input = json!({"policy": policy, "cases": cases});
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the policy failed in CEL: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("results");
+    let report = common::support_script("eval_policy.py", &input, "the policy failed in CEL");
     (
         report["results"].as_array().unwrap().clone(),
         report["mixed_literals"].as_array().unwrap().clone(),
@@ -583,25 +562,7 @@ fn the_policy_is_valid_kubernetes_and_within_its_size_limits() {
     assert_eq!(run.code, 0, "{}", String::from_utf8_lossy(&run.stderr));
     let file = dir.path().join("policy.yaml");
     std::fs::write(&file, &run.stdout).unwrap();
-    for version in ["1.36.0", "1.37.0"] {
-        let out = Command::new("python3")
-            .args([
-                "-m",
-                "kubernetes_validate",
-                "--strict",
-                "--kubernetes-version",
-                version,
-            ])
-            .arg(&file)
-            .output()
-            .expect("python3 with kubernetes-validate (install tests/requirements.txt)");
-        assert!(
-            out.status.success(),
-            "Kubernetes {version}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::kubernetes_validate(&[file], &["1.36.0", "1.37.0"]);
     let (policy, _) = generate(&values);
     let exprs = proxy_injector::policy::expressions(&policy);
     assert!(exprs.len() >= 10, "{exprs:?}");

@@ -11,7 +11,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use clap::Parser;
 use common::{cases, read_tree, run_cli, yaml_docs, Case};
@@ -230,17 +229,5 @@ fn injected_output_passes_strict_kubernetes_schemas() {
         .map(|c| c.stdout_golden())
         .collect();
     assert!(files.len() >= 10);
-    for version in ["1.33.0", "1.37.0"] {
-        let out = Command::new("kubernetes-validate")
-            .args(["--strict", "--quiet", "-k", version])
-            .args(&files)
-            .output()
-            .expect("kubernetes-validate runs (install tests/requirements.txt)");
-        assert!(
-            out.status.success(),
-            "kubernetes-validate {version} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::kubernetes_validate(&files, &["1.33.0", "1.37.0"]);
 }

@@ -15,6 +15,7 @@
 
 mod cel;
 
+use jsonptr::Token;
 use serde_json::{json, Value};
 
 use crate::annotations as a;
@@ -684,11 +685,6 @@ fn add(path: &str, value: &str) -> String {
     )
 }
 
-/// The JSON pointer token for a map key (RFC 6901).
-fn token(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 /// The mutation: the webhook's patch, op for op, in its order (`inject.rs`, `emit`).
 fn mutation(baked: &Baked, opts: &Options<'_>) -> String {
     let values = opts.values;
@@ -698,7 +694,7 @@ fn mutation(baked: &Baked, opts: &Options<'_>) -> String {
         "(has(object.metadata.annotations) ? [] : [{}])",
         add("/metadata/annotations", "{}")
     ));
-    let ann = |key: &str| format!("/metadata/annotations/{}", token(key));
+    let ann = |key: &str| format!("/metadata/annotations/{}", Token::new(key).encoded());
     let mut fixed = vec![
         add(&ann(a::CREATED_BY), &cel::string(opts.created_by)),
         add(&ann(a::PROXY_VERSION), &cel::string(values.proxy_version())),
@@ -729,7 +725,7 @@ fn mutation(baked: &Baked, opts: &Options<'_>) -> String {
         "(has(object.metadata.labels) ? [] : [{}])",
         add("/metadata/labels", "{}")
     ));
-    let label = |key: &str| format!("/metadata/labels/{}", token(key));
+    let label = |key: &str| format!("/metadata/labels/{}", Token::new(key).encoded());
     fixed = vec![add(
         &label(a::CONTROL_PLANE_NS_LABEL),
         &cel::string(opts.control_plane_ns),

@@ -68,15 +68,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Namespace in which Linkerd is installed.
-    #[arg(
-        short = 'L',
-        long,
-        env = "LINKERD_NAMESPACE",
-        default_value = "linkerd",
-        global = true
-    )]
-    pub linkerd_namespace: String,
+    #[command(flatten)]
+    pub control_plane: ControlPlane,
 
     /// Print the long report (and ignored annotation values as log lines on stderr).
     #[arg(long, global = true)]
@@ -269,18 +262,28 @@ pub struct ProxyFlags {
     pub disable_identity: Option<bool>,
 }
 
-/// Where Linkerd's control plane is, for `check` and `policy` (`inject` and `uninject` take it
-/// as a global flag, in [`Common`]).
-#[derive(Debug, Args)]
+/// Where Linkerd's control plane is: `-L` of every command that needs it (global, so that
+/// it may follow a subcommand's other flags as in `linkerd`'s command lines).
+#[derive(Clone, Debug, Args)]
 pub struct ControlPlane {
     /// Namespace in which Linkerd is installed.
     #[arg(
         short = 'L',
         long,
         env = "LINKERD_NAMESPACE",
-        default_value = "linkerd"
+        default_value = "linkerd",
+        global = true
     )]
     pub linkerd_namespace: String,
+}
+
+impl ControlPlane {
+    /// The namespace, when it is a plausible one (letters, digits and `-`); else its text.
+    pub fn namespace(&self) -> Result<&str, String> {
+        let ns = self.linkerd_namespace.as_str();
+        let ok = !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        ok.then_some(ns).ok_or_else(|| ns.to_string())
+    }
 }
 
 #[derive(Debug, Args)]

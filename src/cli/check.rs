@@ -15,8 +15,7 @@ use crate::config::overrides::Annotations;
 use crate::manifest;
 
 pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError> {
-    let ns = &args.control_plane.linkerd_namespace;
-    super::pipeline::valid_namespace(ns)?;
+    let ns = super::pipeline::control_plane_ns(&args.control_plane)?;
     let values = super::pipeline::load_values(&args.values)?;
     let namespaces = namespace_annotations(&args.namespace_annotation)?;
     let streams = input::read_all(&args.inputs, stdin)?;

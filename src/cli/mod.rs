@@ -16,7 +16,7 @@ mod report;
 
 use std::io::Write;
 
-pub use args::{CheckArgs, Cli, Command, InjectArgs, PolicyArgs, UninjectArgs};
+pub use args::{CheckArgs, Cli, Command, ControlPlane, InjectArgs, PolicyArgs, UninjectArgs};
 pub use help::{parse, BIN_NAME, PLUGIN_BIN_NAME};
 pub use pipeline::InjectPlan;
 

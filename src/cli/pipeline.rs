@@ -18,13 +18,9 @@ use crate::inject::{self, Mode, Request};
 use crate::manifest::{self, Format, Writer, Written};
 use crate::uninject;
 
-pub(super) fn valid_namespace(ns: &str) -> Result<(), UsageError> {
-    let ok = !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(UsageError::Namespace { ns: ns.to_string() })
-    }
+/// `-L`, checked.
+pub(super) fn control_plane_ns(cp: &super::ControlPlane) -> Result<&str, UsageError> {
+    cp.namespace().map_err(|ns| UsageError::Namespace { ns })
 }
 
 pub(super) fn load_values(files: &[std::path::PathBuf]) -> Result<Values, UsageError> {
@@ -86,8 +82,7 @@ pub struct InjectPlan {
 
 impl InjectPlan {
     pub fn from_args(args: &InjectArgs) -> Result<InjectPlan, UsageError> {
-        let ns = &args.common.linkerd_namespace;
-        valid_namespace(ns)?;
+        let ns = control_plane_ns(&args.common.control_plane)?;
         let base = load_values(&args.values)?;
         let mut values = base.clone();
         flags::apply(&args.proxy, &mut values)?;
@@ -101,7 +96,7 @@ impl InjectPlan {
             } else {
                 Mode::AnnotateOnly
             },
-            control_plane_ns: ns.clone(),
+            control_plane_ns: ns.to_string(),
             renders: Default::default(),
         })
     }

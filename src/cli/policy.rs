@@ -4,19 +4,19 @@
 use serde_json::{json, Value};
 
 use super::args::{OutputFormat, PolicyArgs};
-use super::pipeline::{load_values, valid_namespace};
+use super::pipeline::{control_plane_ns, load_values};
 use super::{flags, Output, UsageError};
 use crate::policy::{self, Options};
 
 pub fn run(args: &PolicyArgs) -> Result<Output, UsageError> {
-    valid_namespace(&args.control_plane.linkerd_namespace)?;
+    let control_plane_ns = control_plane_ns(&args.control_plane)?;
     let mut values = load_values(&args.values)?;
     flags::apply(&args.proxy, &mut values)?;
     let created_by = format!("proxy-injector/policy {}", crate::VERSION);
     let generator = format!("proxy-injector {}", crate::VERSION);
     let generated = policy::generate(&Options {
         values: &values,
-        control_plane_ns: &args.control_plane.linkerd_namespace,
+        control_plane_ns,
         name: &args.name,
         created_by: &created_by,
         generator: &generator,

@@ -55,14 +55,8 @@ pub struct WebhookArgs {
     #[arg(long, env = "PROXY_INJECTOR_CONFIG_POLL_INTERVAL", default_value = "1s", value_parser = duration)]
     pub config_poll_interval: Duration,
 
-    /// Namespace in which Linkerd is installed.
-    #[arg(
-        short = 'L',
-        long,
-        env = "LINKERD_NAMESPACE",
-        default_value = "linkerd"
-    )]
-    pub linkerd_namespace: String,
+    #[command(flatten)]
+    pub control_plane: crate::cli::ControlPlane,
 
     /// Kubeconfig file; the in-cluster service account is used when unset.
     #[arg(long, env = "KUBECONFIG")]

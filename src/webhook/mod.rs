@@ -70,14 +70,9 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     // One TLS provider for the process (the Kubernetes client builds its config from it);
     // another part of the process may have installed it already, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if args.linkerd_namespace.is_empty()
-        || !args
-            .linkerd_namespace
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err(WebhookError::Namespace(args.linkerd_namespace.clone()));
-    }
+    args.control_plane
+        .namespace()
+        .map_err(WebhookError::Namespace)?;
     if args.max_request_bytes > args.max_inflight_bytes {
         return Err(WebhookError::Limits(
             args.max_request_bytes,
@@ -136,7 +131,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         events: Some(events),
         metrics: metrics.clone(),
         context: Arc::new(verdict::Context {
-            control_plane_ns: args.linkerd_namespace.clone(),
+            control_plane_ns: args.control_plane.linkerd_namespace.clone(),
             created_by: format!("proxy-injector/webhook {}", crate::VERSION),
             renders: Default::default(),
         }),
@@ -155,7 +150,7 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
             namespace: args
                 .heal_lease_namespace
                 .clone()
-                .unwrap_or_else(|| args.linkerd_namespace.clone()),
+                .unwrap_or_else(|| args.control_plane.linkerd_namespace.clone()),
             identity: args.instance.clone(),
         };
         // The client's own retry of a 429 (up to 15 times, backing off to minutes) would hold

@@ -149,28 +149,57 @@ pub fn read_tree(p: &Path) -> Vec<String> {
     }
 }
 
-/// Applies each `{"doc", "patch"}` of `batch` with Python's `jsonpatch` (an RFC 6902
-/// implementation we did not write), in one process, and returns the patched documents.
-pub fn apply_patches_independently(batch: &[serde_json::Value]) -> Vec<serde_json::Value> {
+/// Runs the Python script `tests/support/<script>` with `input` as JSON on stdin and returns
+/// its JSON output; its failure (`what` says what failed) fails the test with its stderr.
+pub fn support_script(script: &str, input: &serde_json::Value, what: &str) -> serde_json::Value {
     use std::io::Write;
     let mut child = Command::new("python3")
-        .arg(fixtures().join("../support/apply_patches.py"))
+        .arg(fixtures().join("../support").join(script))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 with jsonpatch (install tests/requirements.txt)");
+        .expect("python3 with the test tools (install tests/requirements.txt)");
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(serde_json::to_string(batch).expect("JSON").as_bytes())
-        .expect("write the batch");
+        .write_all(input.to_string().as_bytes())
+        .expect("write the input");
     let out = child.wait_with_output().expect("python3 finishes");
     assert!(
         out.status.success(),
-        "jsonpatch failed: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("patched documents")
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// Applies each `{"doc", "patch"}` of `batch` with Python's `jsonpatch` (an RFC 6902
+/// implementation we did not write), in one process, and returns the patched documents.
+pub fn apply_patches_independently(batch: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let out = support_script(
+        "apply_patches.py",
+        &serde_json::Value::from(batch.to_vec()),
+        "jsonpatch failed",
+    );
+    serde_json::from_value(out).expect("patched documents")
+}
+
+/// Validates `files` with `kubernetes-validate --strict` for each of `versions` (Kubernetes'
+/// own OpenAPI schemas, strict: no unknown fields).
+pub fn kubernetes_validate(files: &[PathBuf], versions: &[&str]) {
+    for version in versions {
+        let out = Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet", "-k", version])
+            .args(files)
+            .output()
+            .expect("kubernetes-validate runs (install tests/requirements.txt)");
+        assert!(
+            out.status.success(),
+            "kubernetes-validate {version} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
