@@ -12,6 +12,10 @@ if [ ! -x "$venv/bin/python3" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+# Microsoft's SARIF validator (the SARIF SDK's Sarif.Multitool, with the SARIF 2.1.0 schema it
+# ships) checks `check -o sarif`; it comes from the npm registry, pinned by
+# tests/support/package-lock.json, into tests/support/node_modules (git-ignored).
+npm ci --prefix tests/support --ignore-scripts --no-audit --no-fund --loglevel=error
 # The Rust tests start `python3` (patch checks, schema validation, the HTTPS input server):
 # the virtualenv's comes first.
 export PATH="$PWD/$venv/bin:$PATH"

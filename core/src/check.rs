@@ -40,6 +40,128 @@ pub struct Message {
     pub hint: Option<String>,
 }
 
+/// A kind of finding: its code, how bad it is, what it means and how to fix it. Every message
+/// `check` gives is an instance of one rule ([`rules`]); `-o sarif` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub code: &'static str,
+    pub level: Level,
+    /// What the finding means, in one sentence.
+    pub summary: &'static str,
+    pub hint: Option<&'static str>,
+}
+
+impl Rule {
+    /// A finding of this rule about one workload.
+    fn message(&self, text: impl Into<String>) -> Message {
+        Message {
+            level: self.level,
+            code: self.code.into(),
+            text: text.into(),
+            hint: self.hint.map(str::to_string),
+        }
+    }
+}
+
+pub const INVALID_ANNOTATION_VALUE: Rule = Rule {
+    code: "invalid_annotation_value",
+    level: Level::Warning,
+    summary: "A config.linkerd.io annotation has a value the webhook cannot use, so the config default is used instead.",
+    hint: Some("fix the value (see the annotation reference) or remove the annotation; the config default is used"),
+};
+
+pub const RENDER_ERROR: Rule = Rule {
+    code: "render_error",
+    level: Level::Error,
+    summary: "The webhook would deny the pod: the proxy cannot be rendered from its annotations and the config.",
+    hint: Some("fix the annotation or value named in the message"),
+};
+
+pub const UDP_PORTS_ENABLED: Rule = Rule {
+    code: "udp_ports_enabled",
+    level: Level::Warning,
+    summary: "The pod declares UDP ports, which the proxy does not proxy.",
+    hint: Some(
+        "UDP is not proxied: mark the port in config.linkerd.io/skip-inbound-ports, or accept it",
+    ),
+};
+
+pub const PORT_NOT_FOUND: Rule = Rule {
+    code: "port_not_found",
+    level: Level::Warning,
+    summary: "An opaque-ports or skip-inbound-ports entry matches no container port of the pod.",
+    hint: Some(
+        "name a containerPort (number, range or port name) of this pod, or remove the entry",
+    ),
+};
+
+pub const INJECT_ANNOTATION_ON_WORKLOAD: Rule = Rule {
+    code: "inject_annotation_on_workload",
+    level: Level::Warning,
+    summary:
+        "linkerd.io/inject is on the workload's own metadata, where the webhook never sees it.",
+    hint: Some("move it to the pod template: spec.template.metadata.annotations"),
+};
+
+pub const SERVICE_TARGET_PORT_NOT_FOUND: Rule = Rule {
+    code: "service_target_port_not_found",
+    level: Level::Warning,
+    summary: "A Service targets a port that no container of a workload it selects exposes.",
+    hint: Some("add the containerPort, or fix the Service's targetPort"),
+};
+
+/// Not a finding of [`check`] itself: the CLI's `--require-meshed` turns an unmeshed workload
+/// into a failure of this rule.
+pub const NOT_MESHED: Rule = Rule {
+    code: "not_meshed",
+    level: Level::Error,
+    summary: "The workload will not be meshed, and --require-meshed asks that every workload be.",
+    hint: Some("enable injection on its pod template or namespace (linkerd.io/inject: enabled), or exempt it with --allow-unmeshed KIND/NAME"),
+};
+
+/// The rule of each reason the webhook skips a pod for (Linkerd's reason codes).
+pub fn skip_rule(r: SkipReason) -> Rule {
+    let (level, hint) = match r {
+        SkipReason::InjectAnnotationAbsent => (
+            Level::Info,
+            Some("annotate the namespace or spec.template.metadata with linkerd.io/inject: enabled to mesh it"),
+        ),
+        SkipReason::InjectDisabledAnnotation | SkipReason::CliDisabled => (Level::Info, None),
+        SkipReason::InvalidInjectAtNamespace | SkipReason::InvalidInjectAtWorkload => {
+            (Level::Error, Some("linkerd.io/inject takes enabled, disabled or ingress"))
+        }
+        SkipReason::HostNetwork => (Level::Warning, Some("pods on the host network cannot be meshed; opt out with linkerd.io/inject: disabled")),
+        SkipReason::SidecarExists => (Level::Warning, Some("another mesh's sidecar is present; remove it or opt out")),
+        SkipReason::AutomountDisabled => (
+            Level::Error,
+            Some("remove automountServiceAccountToken: false, or turn identity.serviceAccountTokenProjection on"),
+        ),
+        SkipReason::Unsupported => (Level::Info, None),
+    };
+    Rule {
+        code: r.code(),
+        level,
+        summary: r.text(),
+        hint,
+    }
+}
+
+/// Every rule a `check` run can report, the CLI's [`NOT_MESHED`] included.
+pub fn rules() -> Vec<Rule> {
+    let skips = SkipReason::WEBHOOK.iter().map(|&r| skip_rule(r));
+    skips
+        .chain([
+            INVALID_ANNOTATION_VALUE,
+            RENDER_ERROR,
+            UDP_PORTS_ENABLED,
+            PORT_NOT_FOUND,
+            INJECT_ANNOTATION_ON_WORKLOAD,
+            SERVICE_TARGET_PORT_NOT_FOUND,
+            NOT_MESHED,
+        ])
+        .collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Meshed {
@@ -74,6 +196,18 @@ pub struct Row {
     /// Whether the MutatingAdmissionPolicy of `proxy-injector policy` injects it.
     pub policy: PolicyCoverage,
     pub messages: Vec<Message>,
+    /// Where in the input it is (not part of the JSON report).
+    #[serde(skip)]
+    pub source: Source,
+}
+
+/// Which object of `check`'s input a row is about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    /// Index into the documents given to [`check`].
+    pub document: usize,
+    /// Index into that document's `items` when it is a `List`.
+    pub item: Option<usize>,
 }
 
 /// The policy's verdict on one workload (`policy.rs`, `coverage`).
@@ -122,29 +256,10 @@ pub struct Options<'a> {
     pub default_namespace: &'a str,
 }
 
-fn msg(level: Level, code: &str, text: impl Into<String>, hint: Option<&str>) -> Message {
-    Message {
-        level,
-        code: code.into(),
-        text: text.into(),
-        hint: hint.map(str::to_string),
-    }
-}
-
 /// Checks every workload among `docs` (List items included), in order.
 pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
-    let objects: Vec<&Value> = docs
-        .iter()
-        .flat_map(|d| match d.get("kind").and_then(Value::as_str) {
-            Some("List") => d
-                .get("items")
-                .and_then(Value::as_array)
-                .map(|l| l.iter().collect())
-                .unwrap_or_default(),
-            _ => vec![d],
-        })
-        .filter(|d| d.is_object())
-        .collect();
+    let sourced = objects(docs);
+    let objects: Vec<&Value> = sourced.iter().map(|(_, o)| *o).collect();
     // Namespaces in the stream override those given on the command line.
     let mut namespaces = opts.namespaces.clone();
     for o in &objects {
@@ -161,7 +276,7 @@ pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
     let mut rows = Vec::new();
     // Each row's namespace and pod template, for the Service lint.
     let mut workloads: Vec<(String, PodTemplate<'_>)> = Vec::new();
-    for o in &objects {
+    for &(source, o) in &sourced {
         let id = Identity::of(o);
         let Category::Injectable(tokens) = workload::category(&id.kind) else {
             continue;
@@ -175,7 +290,7 @@ pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| opts.default_namespace.to_string());
         let ns_ann = namespaces.get(&ns).cloned().unwrap_or_default();
-        let row = if opts.values.identity.service_account_token_projection
+        let mut row = if opts.values.identity.service_account_token_projection
             || pod.automount_service_account_token() == Some(false)
         {
             check_workload(o, &id, &pod, &ns, &ns_ann, opts)
@@ -188,11 +303,41 @@ pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
             };
             check_workload(&admitted, &id, &admitted_pod, &ns, &ns_ann, opts)
         };
+        row.source = source;
         rows.push(row);
         workloads.push((ns, pod));
     }
     service_lints(&objects, &workloads, &mut rows, opts.default_namespace);
     rows
+}
+
+/// The objects among `docs` (a List's items in its place), each with where it is.
+fn objects(docs: &[Value]) -> Vec<(Source, &Value)> {
+    let mut out = Vec::new();
+    for (document, d) in docs.iter().enumerate() {
+        let items = (d.get("kind").and_then(Value::as_str) == Some("List"))
+            .then(|| d.get("items").and_then(Value::as_array))
+            .flatten();
+        match items {
+            Some(items) => out.extend(items.iter().enumerate().map(|(i, o)| {
+                let source = Source {
+                    document,
+                    item: Some(i),
+                };
+                (source, o)
+            })),
+            None if d.get("kind").and_then(Value::as_str) == Some("List") => {}
+            None => out.push((
+                Source {
+                    document,
+                    item: None,
+                },
+                d,
+            )),
+        }
+    }
+    out.retain(|(_, o)| o.is_object());
+    out
 }
 
 /// `obj` with the service-account token mounted in its first container, as the API server's
@@ -240,22 +385,21 @@ fn check_workload(
     // The webhook's effective annotations and Values, computed for unmeshed workloads too, so
     // that bad values are reported before turning injection on surprises anyone.
     let resolved = inject::resolve(pod, &report, &req);
-    let bad_values = resolved.config.warnings.iter().map(|w| {
-        msg(Level::Warning, "invalid_annotation_value", w.to_string(), Some(
-            "fix the value (see the annotation reference) or remove the annotation; the config default is used",
-        ))
-    });
+    let bad_values = resolved
+        .config
+        .warnings
+        .iter()
+        .map(|w| INVALID_ANNOTATION_VALUE.message(w.to_string()));
     let mut messages = Vec::new();
     let meshed = if !report.injectable() {
         let linkerd_proxy = pod
             .all_containers()
             .any(|c| workload::str_field(c, "name") == a::PROXY_CONTAINER);
         for r in report.reasons() {
-            let (level, hint) = reason_level(r);
             if r == SkipReason::SidecarExists && linkerd_proxy {
                 continue;
             }
-            messages.push(msg(level, r.code(), r.text(), hint));
+            messages.push(skip_rule(r).message(r.text()));
         }
         if linkerd_proxy {
             Meshed::Already
@@ -263,21 +407,14 @@ fn check_workload(
             Meshed::No
         }
     } else if let Err(e) = inject::renderable(&resolved) {
-        messages.push(msg(
-            Level::Error,
-            "render_error",
-            format!("the webhook would deny this pod: {e}"),
-            Some("fix the annotation or value named in the message"),
-        ));
+        messages.push(RENDER_ERROR.message(format!("the webhook would deny this pod: {e}")));
         Meshed::No
     } else {
         messages.extend(bad_values.clone());
         Meshed::Yes
     };
     if pod.has_udp() {
-        messages.push(msg(Level::Warning, "udp_ports_enabled", crate::decide::UDP_TEXT, Some(
-            "UDP is not proxied: mark the port in config.linkerd.io/skip-inbound-ports, or accept it",
-        )));
+        messages.push(UDP_PORTS_ENABLED.message(crate::decide::UDP_TEXT));
     }
     if meshed != Meshed::Yes {
         messages.extend(bad_values);
@@ -290,16 +427,11 @@ fn check_workload(
     );
     if id.kind != "pod" && top.contains_key(a::INJECT) && !pod.annotations().contains_key(a::INJECT)
     {
-        messages.push(msg(
-            Level::Warning,
-            "inject_annotation_on_workload",
-            format!(
-                "{} is on the {}'s own metadata, where the webhook never sees it",
-                a::INJECT,
-                id.kind
-            ),
-            Some("move it to the pod template: spec.template.metadata.annotations"),
-        ));
+        messages.push(INJECT_ANNOTATION_ON_WORKLOAD.message(format!(
+            "{} is on the {}'s own metadata, where the webhook never sees it",
+            a::INJECT,
+            id.kind
+        )));
     }
     let debug = meshed == Meshed::Yes && resolved.config.debug_sidecar;
     let identity = (meshed != Meshed::No).then(|| {
@@ -325,26 +457,7 @@ fn check_workload(
         debug,
         policy: PolicyCoverage::of(pod, ns_ann, opts.values),
         messages,
-    }
-}
-
-fn reason_level(r: SkipReason) -> (Level, Option<&'static str>) {
-    match r {
-        SkipReason::InjectAnnotationAbsent => (
-            Level::Info,
-            Some("annotate the namespace or spec.template.metadata with linkerd.io/inject: enabled to mesh it"),
-        ),
-        SkipReason::InjectDisabledAnnotation | SkipReason::CliDisabled => (Level::Info, None),
-        SkipReason::InvalidInjectAtNamespace | SkipReason::InvalidInjectAtWorkload => {
-            (Level::Error, Some("linkerd.io/inject takes enabled, disabled or ingress"))
-        }
-        SkipReason::HostNetwork => (Level::Warning, Some("pods on the host network cannot be meshed; opt out with linkerd.io/inject: disabled")),
-        SkipReason::SidecarExists => (Level::Warning, Some("another mesh's sidecar is present; remove it or opt out")),
-        SkipReason::AutomountDisabled => (
-            Level::Error,
-            Some("remove automountServiceAccountToken: false, or turn identity.serviceAccountTokenProjection on"),
-        ),
-        SkipReason::Unsupported => (Level::Info, None),
+        source: Source::default(),
     }
 }
 
@@ -371,12 +484,9 @@ fn port_lints(pod: &PodTemplate<'_>, messages: &mut Vec<Message>) {
                 None => pod.port_by_name(entry).is_some(),
             };
             if !found {
-                messages.push(msg(
-                    Level::Warning,
-                    "port_not_found",
-                    format!("{key}: {entry:?} matches no container port"),
-                    Some("name a containerPort (number, range or port name) of this pod, or remove the entry"),
-                ));
+                messages.push(
+                    PORT_NOT_FOUND.message(format!("{key}: {entry:?} matches no container port")),
+                );
             }
         }
     }
@@ -445,14 +555,29 @@ fn service_lints(
                     _ => true,
                 };
                 if !ok {
-                    rows[i].messages.push(msg(
-                        Level::Warning,
-                        "service_target_port_not_found",
-                        format!("service/{} targets port {target} that no container of this workload exposes", id.name),
-                        Some("add the containerPort, or fix the Service's targetPort"),
-                    ));
+                    rows[i].messages.push(SERVICE_TARGET_PORT_NOT_FOUND.message(format!(
+                        "service/{} targets port {target} that no container of this workload exposes",
+                        id.name
+                    )));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_has_its_own_code_and_says_what_it_means() {
+        let rules = rules();
+        let mut codes: Vec<&str> = rules.iter().map(|r| r.code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), rules.len(), "a code named twice");
+        for r in &rules {
+            assert!(!r.code.is_empty() && !r.summary.is_empty(), "{r:?}");
         }
     }
 }

@@ -29,6 +29,19 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Every reason the webhook gives (all but the CLI's own opt-out), in the order of
+    /// [`Report::reasons`].
+    pub const WEBHOOK: [SkipReason; 8] = [
+        SkipReason::HostNetwork,
+        SkipReason::SidecarExists,
+        SkipReason::Unsupported,
+        SkipReason::InjectAnnotationAbsent,
+        SkipReason::InjectDisabledAnnotation,
+        SkipReason::InvalidInjectAtNamespace,
+        SkipReason::InvalidInjectAtWorkload,
+        SkipReason::AutomountDisabled,
+    ];
+
     /// The metric label value.
     pub fn code(self) -> &'static str {
         match self {

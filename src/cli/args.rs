@@ -313,6 +313,8 @@ pub enum CheckFormat {
     Table,
     Json,
     Junit,
+    /// SARIF 2.1.0, for GitHub and GitLab code scanning.
+    Sarif,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

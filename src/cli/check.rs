@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::args::{CheckArgs, CheckFormat, FailOn};
 use super::input;
+use super::sarif::{self, Place};
 use super::{Output, UsageError};
 use crate::check::{self, Level, Meshed, Options, Row};
 use crate::config::overrides::Annotations;
@@ -20,19 +21,26 @@ pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError>
     let namespaces = namespace_annotations(&args.namespace_annotation)?;
     let streams = input::read_all(&args.inputs, stdin)?;
     let mut docs = Vec::new();
+    // Where each of `docs` is, for the SARIF report only (it reads each document again).
+    let mut places = Vec::new();
     let mut errors = Vec::new();
     for stream in &streams {
-        let split = match manifest::split(&stream.text) {
+        let split = match manifest::split_numbered(&stream.text) {
             Ok(d) => d,
             Err(e) => {
                 errors.push(format!("{}: {e}", stream.name));
                 continue;
             }
         };
-        for (i, text) in split.iter().enumerate() {
-            match manifest::parse(text) {
+        for (i, doc) in split.iter().enumerate() {
+            match manifest::parse(&doc.text) {
                 Ok(Value::Null) => {}
-                Ok(v @ Value::Object(_)) => docs.push(v),
+                Ok(v @ Value::Object(_)) => {
+                    docs.push(v);
+                    if args.output == CheckFormat::Sarif {
+                        places.push(Place::new(&stream.name, doc.first_line, &doc.text));
+                    }
+                }
                 Ok(other) => errors.push(format!(
                     "{}: document {}: expected a Kubernetes object (a mapping), found {}",
                     stream.name,
@@ -62,6 +70,7 @@ pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError>
         CheckFormat::Table => table(&rows, &verdict, color()),
         CheckFormat::Json => json_report(&rows, &verdict),
         CheckFormat::Junit => junit(&rows, &verdict),
+        CheckFormat::Sarif => sarif::report(&rows, &verdict, &places),
     };
     let mut stderr = String::new();
     for f in &verdict.failures {
@@ -96,9 +105,11 @@ fn namespace_annotations(flags: &[String]) -> Result<BTreeMap<String, Annotation
 }
 
 /// Which workloads fail the run, and why.
-struct Verdict {
+pub struct Verdict {
     /// Per row: the reasons it fails the policy (empty: it passes).
     row_failures: Vec<Vec<String>>,
+    /// Per row: it is not meshed while `--require-meshed` asks that it be.
+    pub unmeshed_required: Vec<bool>,
     failures: Vec<String>,
 }
 
@@ -114,29 +125,35 @@ impl Verdict {
             .map(|s| s.to_lowercase())
             .collect();
         let mut row_failures = Vec::new();
+        let mut unmeshed_required = Vec::new();
         let mut failures = Vec::new();
         for r in rows {
             let mut mine = Vec::new();
             for m in r.messages.iter().filter(|m| m.level >= threshold) {
                 mine.push(format!("{}: {}", level_name(m.level), m.text));
             }
-            if args.require_meshed
+            let unmeshed = args.require_meshed
                 && r.meshed == Meshed::No
-                && !allowed.contains(&r.workload.to_lowercase())
-            {
-                mine.push("not meshed (--require-meshed)".to_string());
+                && !allowed.contains(&r.workload.to_lowercase());
+            if unmeshed {
+                mine.push(NOT_MESHED_TEXT.to_string());
             }
             for f in &mine {
                 failures.push(format!("{} ({}): {f}", r.workload, r.namespace));
             }
             row_failures.push(mine);
+            unmeshed_required.push(unmeshed);
         }
         Verdict {
             row_failures,
+            unmeshed_required,
             failures,
         }
     }
 }
+
+/// The failure of a workload that `--require-meshed` wants meshed (rule `check::NOT_MESHED`).
+pub const NOT_MESHED_TEXT: &str = "not meshed (--require-meshed)";
 
 fn level_name(l: Level) -> &'static str {
     match l {

@@ -29,6 +29,9 @@ pub enum InputError {
     },
 }
 
+/// The name of standard input in messages.
+pub const STDIN_NAME: &str = "<stdin>";
+
 /// One input stream: where it came from, and its text.
 pub struct Stream {
     pub name: String,
@@ -41,10 +44,10 @@ pub fn read_all(inputs: &[String], stdin: &mut dyn Read) -> Result<Vec<Stream>, 
     for arg in inputs {
         if arg == "-" {
             let mut buf = Vec::new();
-            stdin.read_to_end(&mut buf).map_err(|e| io("<stdin>", e))?;
+            stdin.read_to_end(&mut buf).map_err(|e| io(STDIN_NAME, e))?;
             out.push(Stream {
-                name: "<stdin>".into(),
-                text: utf8("<stdin>", buf)?,
+                name: STDIN_NAME.into(),
+                text: utf8(STDIN_NAME, buf)?,
             });
         } else if let Some(scheme) = url_scheme(arg) {
             if !scheme.eq_ignore_ascii_case("https") {
@@ -71,7 +74,7 @@ pub fn read_all(inputs: &[String], stdin: &mut dyn Read) -> Result<Vec<Stream>, 
 }
 
 /// The scheme of an absolute URL with a host (`https://host/...`), if `s` is one.
-fn url_scheme(s: &str) -> Option<&str> {
+pub fn url_scheme(s: &str) -> Option<&str> {
     let (scheme, rest) = s.split_once("://")?;
     let valid = !scheme.is_empty()
         && scheme

@@ -13,6 +13,7 @@ mod input;
 mod pipeline;
 mod policy;
 mod report;
+mod sarif;
 
 use std::io::Write;
 

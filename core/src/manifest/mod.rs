@@ -7,6 +7,7 @@
 //! spliced into its text (`splice.rs`); only what cannot be spliced is re-serialised
 //! (keeping its key order, since values preserve insertion order).
 
+pub mod lines;
 pub mod splice;
 mod strict;
 
@@ -37,17 +38,34 @@ pub struct ParseError {
 /// keeps them; a line that starts with `---` followed by anything but blanks or a comment is
 /// an error.
 pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
+    Ok(split_numbered(stream)?
+        .into_iter()
+        .map(|d| d.text)
+        .collect())
+}
+
+/// One document of a stream, with the line of the stream it starts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// 1-based: the stream's line that is the document's first line.
+    pub first_line: usize,
+    pub text: String,
+}
+
+/// [`split`], with where each document starts, for reports that point into the stream.
+pub fn split_numbered(stream: &str) -> Result<Vec<Document>, SplitError> {
     // A byte-order mark is not content (kubectl drops it too).
     let stream = stream.strip_prefix('\u{feff}').unwrap_or(stream);
     let mut docs = Vec::new();
     let mut cur = String::new();
     let mut has_lines = false;
+    let mut first_line = 1;
     let default_eol = if stream.contains("\r\n") {
         "\r\n"
     } else {
         "\n"
     };
-    for raw in stream.split_inclusive('\n') {
+    for (number, raw) in (1..).zip(stream.split_inclusive('\n')) {
         let line = raw.strip_suffix('\n').unwrap_or(raw);
         let (line, eol) = match line.strip_suffix('\r') {
             Some(l) => (l, "\r\n"),
@@ -58,9 +76,13 @@ pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
             let rest = rest.trim();
             if rest.is_empty() || rest.starts_with('#') {
                 if has_lines {
-                    docs.push(std::mem::take(&mut cur));
+                    docs.push(Document {
+                        first_line,
+                        text: std::mem::take(&mut cur),
+                    });
                     has_lines = false;
                 }
+                first_line = number + 1;
                 continue;
             }
             return Err(SplitError(rest.to_string()));
@@ -70,7 +92,10 @@ pub fn split(stream: &str) -> Result<Vec<String>, SplitError> {
         has_lines = true;
     }
     if has_lines {
-        docs.push(cur);
+        docs.push(Document {
+            first_line,
+            text: cur,
+        });
     }
     Ok(docs)
 }
@@ -254,6 +279,20 @@ mod tests {
         assert_eq!(split("a: 1\n--- x\n"), Err(SplitError("x".into())));
         // `----` starts with `---`: upstream treats it the same way.
         assert_eq!(split("a: 1\n----\n"), Err(SplitError("-".into())));
+    }
+
+    #[test]
+    fn numbered_documents_start_after_their_separator() {
+        let docs =
+            split_numbered("\u{feff}# head\na: 1\n---\n---\n\nb: 2\r\n--- # c\nc: 3").unwrap();
+        let starts: Vec<(usize, &str)> = docs
+            .iter()
+            .map(|d| (d.first_line, d.text.as_str()))
+            .collect();
+        assert_eq!(
+            starts,
+            vec![(1, "# head\na: 1\n"), (5, "\nb: 2\r\n"), (8, "c: 3\r\n")]
+        );
     }
 
     #[test]
