@@ -1,6 +1,8 @@
-# proxy-injector: a static-enough release build in a minimal, non-root runtime image.
-# (Docker cannot run on the development machines of this project; this file is kept small and
-# conventional so that it is obviously right, and CI elsewhere can build it.)
+# proxy-injector: a release build in a minimal, non-root runtime image.
+# The development machines of this project reach no container registry, so this file is not
+# built there; scripts/image.sh builds the same runtime image from a local binary (and
+# tests/image.rs runs it). The bases are referenced by tag until scripts/pin-base-images.sh is
+# run where the registries resolve: it rewrites each FROM to `image:tag@sha256:<digest>`.
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

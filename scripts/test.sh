@@ -12,6 +12,19 @@ if [ ! -x "$venv/bin/python3" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+# The image is built and run without a daemon (scripts/image.sh, tests/image.rs): buildah builds
+# it, umoci unpacks it, and scripts/pin-base-images.sh (skopeo) is tried on a local registry
+# (docker-registry); all from Debian's packages.
+missing=()
+for tool in buildah umoci skopeo docker-registry; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 # Microsoft's SARIF validator (the SARIF SDK's Sarif.Multitool, with the SARIF 2.1.0 schema it
 # ships) checks `check -o sarif`; it comes from the npm registry, pinned by
 # tests/support/package-lock.json, into tests/support/node_modules (git-ignored).
