@@ -29,6 +29,8 @@ fi
 # ships) checks `check -o sarif`; it comes from the npm registry, pinned by
 # tests/support/package-lock.json, into tests/support/node_modules (git-ignored).
 npm ci --prefix tests/support --ignore-scripts --no-audit --no-fund --loglevel=error
+# The package's one install script makes its binary executable; scripts are not run, so:
+chmod u+x tests/support/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
 # The Rust tests start `python3` (patch checks, schema validation, the HTTPS input server):
 # the virtualenv's comes first.
 export PATH="$PWD/$venv/bin:$PATH"
