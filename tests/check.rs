@@ -161,6 +161,27 @@ fn sarif_sdk_findings(log: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The SARIF log at `path` (parsed: `log`) passes the SARIF SDK's validator and the schema.
+fn assert_valid_sarif(path: &Path, log: &Value) {
+    // The validator finds no error, and warns only that the tool has no web page (which also
+    // shows it read the log: on a log it cannot load, it reports nothing at all).
+    let findings = sarif_sdk_findings(path);
+    let found: Vec<(&str, &str)> = findings
+        .iter()
+        .map(|(level, rule, _)| (level.as_str(), rule.as_str()))
+        .collect();
+    assert_eq!(found, [("warning", "SARIF2005")], "{findings:#?}");
+    // And the schema the SDK ships, read by an independent JSON-schema implementation.
+    let (_, schema) = sarif_sdk();
+    let verdict = common::support_script(
+        "validate_schema.py",
+        &serde_json::json!({"schema": schema, "document": log}),
+        "validate the SARIF log",
+    );
+    assert_eq!(verdict["draft"], "Draft202012Validator");
+    assert_eq!(verdict["errors"], serde_json::json!([]));
+}
+
 /// The text of `region` in `text`, its first line blanked up to the start column, so that a
 /// List item (`- kind: …`) reads as the mapping it is.
 fn region_text(text: &str, region: &Value) -> String {
@@ -224,23 +245,7 @@ fn sarif_report_is_valid_and_points_at_each_workload() {
     let path = dir.path().join("check.sarif");
     std::fs::write(&path, &run.stdout).unwrap();
 
-    // Valid: the validator finds no error, and warns only that the tool has no web page.
-    let findings = sarif_sdk_findings(&path);
-    assert!(
-        findings
-            .iter()
-            .all(|(level, rule, _)| level == "note" || (level == "warning" && rule == "SARIF2005")),
-        "{findings:#?}"
-    );
-    // And the schema the SDK ships, read by an independent JSON-schema implementation.
-    let (_, schema) = sarif_sdk();
-    let verdict = common::support_script(
-        "validate_schema.py",
-        &serde_json::json!({"schema": schema, "document": log}),
-        "validate the SARIF log",
-    );
-    assert_eq!(verdict["draft"], "Draft202012Validator");
-    assert_eq!(verdict["errors"], serde_json::json!([]));
+    assert_valid_sarif(&path, &log);
 
     let run0 = &log["runs"][0];
     let rules = run0["tool"]["driver"]["rules"].as_array().unwrap();
@@ -332,4 +337,29 @@ fn sarif_report_is_valid_and_points_at_each_workload() {
         assert!(r["locations"][0].get("physicalLocation").is_none(), "{r}");
         assert!(r["locations"][0]["logicalLocations"][0]["name"].is_string());
     }
+}
+
+#[test]
+fn a_sarif_run_that_cannot_read_its_input_says_so_in_the_log() {
+    let c = case("check-bad-input");
+    let mut args = c.args.clone();
+    args.splice(1..1, ["-o".to_string(), "sarif".to_string()]);
+    let run = run_cli(&c.dir, &args, b"");
+    assert_eq!(run.code, 1);
+    let log: Value = serde_json::from_slice(&run.stdout).expect("a SARIF log on stdout");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("failed.sarif");
+    std::fs::write(&path, &run.stdout).unwrap();
+    assert_valid_sarif(&path, &log);
+    let invocation = &log["runs"][0]["invocations"][0];
+    assert_eq!(invocation["executionSuccessful"], false);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let notice = invocation["toolExecutionNotifications"][0]["message"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        notice.contains("document 2") && stderr.contains(notice),
+        "{notice} / {stderr}"
+    );
+    assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
 }

@@ -52,8 +52,13 @@ pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError>
         }
     }
     if !errors.is_empty() {
+        let sarif = args.output == CheckFormat::Sarif;
         return Ok(Output {
-            stdout: String::new(),
+            stdout: if sarif {
+                sarif::failed(&errors)
+            } else {
+                String::new()
+            },
             stderr: format!("Error: {}\n", errors.join("\n")),
             code: 1,
         });

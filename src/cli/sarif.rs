@@ -102,6 +102,26 @@ pub fn report(rows: &[Row], verdict: &Verdict, places: &[Place]) -> String {
             results.push(result(row, r.code, index, r.level, text, &location));
         }
     }
+    log(&rules, json!({"executionSuccessful": true}), results)
+}
+
+/// The SARIF log of a run that could not read its input (exit code 1): no results, and each
+/// error as a notification of a failed invocation, so that code scanning shows the failure
+/// instead of an empty or missing file.
+pub fn failed(errors: &[String]) -> String {
+    let notifications: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({"level": "error", "message": {"text": e}}))
+        .collect();
+    let invocation = json!({
+        "executionSuccessful": false,
+        "exitCode": 1,
+        "toolExecutionNotifications": notifications,
+    });
+    log(&check::rules(), invocation, Vec::new())
+}
+
+fn log(rules: &[Rule], invocation: Value, results: Vec<Value>) -> String {
     let log = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -113,7 +133,7 @@ pub fn report(rows: &[Row], verdict: &Verdict, places: &[Place]) -> String {
                 "semanticVersion": env!("CARGO_PKG_VERSION"),
                 "rules": rules.iter().map(rule).collect::<Vec<_>>(),
             }},
-            "invocations": [{"executionSuccessful": true}],
+            "invocations": [invocation],
             "columnKind": "unicodeCodePoints",
             "results": results,
         }],
