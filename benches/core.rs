@@ -42,7 +42,8 @@ fn bench(c: &mut Criterion) {
     let req = Request::cli(&values, "linkerd", "bench", Mode::Full, &empty, &empty);
     // Rendered once per config, as the CLI and the webhook do (`inject/cache.rs`).
     let cache = RenderCache::default();
-    let cached = req.clone().cached(&cache);
+    let shared = std::sync::Arc::new(values.clone());
+    let cached = req.clone().cached(&cache, &shared);
     for (name, pod) in [("typical", typical_pod()), ("2000-env", env_heavy_pod())] {
         c.bench_function(&format!("inject/{name}"), |b| {
             b.iter(|| inject(std::hint::black_box(&pod), &req).expect("injects"))
@@ -94,7 +95,8 @@ fn review(c: &mut Criterion) {
         Some(("deployment", "web")),
     );
     let cache = RenderCache::default();
-    let cached = req.clone().cached(&cache);
+    let shared = std::sync::Arc::new(values.clone());
+    let cached = req.clone().cached(&cache, &shared);
     c.bench_function("review/decode", |b| {
         b.iter(|| decode_request(std::hint::black_box(&body)).expect("decodes"))
     });

@@ -49,8 +49,9 @@ pub struct Request<'a> {
     /// The value of `linkerd.io/created-by`.
     created_by: &'a str,
     caller: Caller<'a>,
-    /// Where configs and containers are remembered across requests, if anywhere.
-    cache: Option<&'a RenderCache>,
+    /// Where configs and containers are remembered across requests, if anywhere, with the
+    /// `Arc` that `values` points into (the cache knows its Values by it).
+    cache: Option<(&'a RenderCache, &'a Arc<Values>)>,
 }
 
 /// Who asks, and what only that caller knows.
@@ -124,10 +125,12 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// The same request, rendering once per config through `cache` (`inject/cache.rs`).
-    pub fn cached(self, cache: &'a RenderCache) -> Request<'a> {
+    /// The same request for `values` (which it held by reference, now by its `Arc`),
+    /// rendering once per config through `cache` (`inject/cache.rs`).
+    pub fn cached(self, cache: &'a RenderCache, values: &'a Arc<Values>) -> Request<'a> {
         Request {
-            cache: Some(cache),
+            values,
+            cache: Some((cache, values)),
             ..self
         }
     }
@@ -223,7 +226,13 @@ pub fn inject(obj: &Value, req: &Request<'_>) -> Result<Outcome, InjectError> {
         }
     }
     let resolved = resolve(&pod, &report, req);
-    emit(&mut b, &pod, &resolved, req.control_plane_ns, req.cache)?;
+    emit(
+        &mut b,
+        &pod,
+        &resolved,
+        req.control_plane_ns,
+        req.cache.map(|(c, _)| c),
+    )?;
     Ok(Outcome {
         report,
         patch: b.finish(),
@@ -455,7 +464,7 @@ pub fn resolve(pod: &PodTemplate<'_>, report: &Report, req: &Request<'_>) -> Res
         }
     };
     let config = match req.cache {
-        Some(cache) => cache.config(req.values, &read, pod, namespace_annotations),
+        Some((cache, values)) => cache.config(values, &read, pod, namespace_annotations),
         None => Arc::new(Config::compute(
             req.values,
             &read,

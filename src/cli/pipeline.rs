@@ -70,7 +70,8 @@ fn locate(stream: &Stream, index: usize) -> String {
 
 /// Everything `inject` derives from its flags before reading any document.
 pub struct InjectPlan {
-    pub values: Values,
+    /// Shared with the render cache, which knows its Values by this `Arc`.
+    pub values: std::sync::Arc<Values>,
     pub overrides: crate::config::overrides::Annotations,
     pub scheduled: crate::config::overrides::Annotations,
     pub created_by: String,
@@ -89,7 +90,7 @@ impl InjectPlan {
         Ok(InjectPlan {
             overrides: crate::config::overrides::write_back(&base, &values),
             scheduled: flags::scheduled_annotations(args)?,
-            values,
+            values: std::sync::Arc::new(values),
             created_by: format!("proxy-injector/cli {}", crate::VERSION),
             mode: if args.manual == Some(true) {
                 Mode::Full
@@ -111,7 +112,7 @@ impl InjectPlan {
             &self.overrides,
             &self.scheduled,
         )
-        .cached(&self.renders)
+        .cached(&self.renders, &self.values)
     }
 }
 

@@ -303,7 +303,7 @@ pub fn judge(p: &Prepared, ctx: &Context) -> Result<Verdict, Fault> {
         &p.namespace_annotations,
         p.owner.as_ref().map(|o| (o.kind.as_str(), o.name.as_str())),
     )
-    .cached(&ctx.renders);
+    .cached(&ctx.renders, &p.values);
     let outcome = match inject::inject(&p.obj, &request) {
         Ok(o) => o,
         Err(InjectError::Render(e)) => {

@@ -2,6 +2,7 @@
 //! way a rendering depends on; and it does render once.
 
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 use super::super::{inject, Request};
 use super::*;
@@ -89,13 +90,13 @@ fn a_cached_rendering_is_a_fresh_one() {
     let cache = RenderCache::default();
     // Two rounds over the pods, under three configs in turn (the cache starts over for
     // each): the second round is answered from memory.
-    for base in [values("v1", ""), values("v2", tracing), values("v1", "")] {
+    for base in [values("v1", ""), values("v2", tracing), values("v1", "")].map(Arc::new) {
         for _ in 0..2 {
             for (i, obj) in pods().iter().enumerate() {
                 let namespace = if i % 2 == 0 { &ns } else { &empty };
                 let req = Request::webhook(&base, "linkerd", "t", "default", namespace, None);
                 let fresh = outcome(obj, &req);
-                let cached = outcome(obj, &req.clone().cached(&cache));
+                let cached = outcome(obj, &req.clone().cached(&cache, &base));
                 assert_eq!(cached, fresh, "pod {i}");
             }
         }
@@ -105,13 +106,14 @@ fn a_cached_rendering_is_a_fresh_one() {
 
 #[test]
 fn pods_of_one_config_render_once() {
-    let base = values("v1", "");
+    let base = Arc::new(values("v1", ""));
     let empty = Annotations::new();
     let cache = RenderCache::default();
     let app = |port: i64| json!({"name": "app", "image": "a", "ports": [{"containerPort": port}]});
     for i in 0..50 {
         let obj = pod(&format!("p{i}"), json!({}), app(1000 + i));
-        let req = Request::webhook(&base, "linkerd", "t", "default", &empty, None).cached(&cache);
+        let req =
+            Request::webhook(&base, "linkerd", "t", "default", &empty, None).cached(&cache, &base);
         let (patch, _) = outcome(&obj, &req);
         let proxy = patch.last().expect("the proxy op");
         let json_patch::PatchOperation::Add(add) = proxy else {
@@ -133,7 +135,33 @@ fn pods_of_one_config_render_once() {
         json!({"config.linkerd.io/proxy-cpu-request": "1"}),
         app(1),
     );
-    let req = Request::webhook(&base, "linkerd", "t", "default", &empty, None).cached(&cache);
+    let req =
+        Request::webhook(&base, "linkerd", "t", "default", &empty, None).cached(&cache, &base);
     outcome(&other, &req);
     assert_eq!((cache.counts().configs, cache.counts().renders), (2, 2));
+}
+
+#[test]
+fn the_memory_follows_the_values_not_their_address() {
+    let empty = Annotations::new();
+    let cache = RenderCache::default();
+    let obj = pod("p", json!({}), json!({"name": "app", "image": "a"}));
+    let run = |base: &Arc<Values>| {
+        let req = Request::webhook(base, "linkerd", "t", "default", &empty, None);
+        outcome(&obj, &req.cached(&cache, base));
+        (cache.counts().configs, cache.counts().renders)
+    };
+    let first = Arc::new(values("v1", ""));
+    assert_eq!(run(&first), (1, 1));
+    assert_eq!(run(&first), (1, 1), "the same Arc");
+    // The same config loaded again: equal Values in another Arc keep what was rendered.
+    let reloaded = Arc::new(values("v1", ""));
+    assert_eq!(run(&reloaded), (1, 1));
+    assert_eq!(run(&first), (1, 1));
+    // Other Values start over, whatever Arc they come in.
+    let other = Arc::new(values("v2", ""));
+    assert_eq!(run(&other), (2, 2));
+    drop(first);
+    assert_eq!(run(&Arc::new(values("v2", ""))), (2, 2));
+    assert_eq!(run(&reloaded), (3, 3));
 }
