@@ -315,25 +315,13 @@ pub fn check(docs: &[Value], opts: &Options<'_>) -> Vec<Row> {
 fn objects(docs: &[Value]) -> Vec<(Source, &Value)> {
     let mut out = Vec::new();
     for (document, d) in docs.iter().enumerate() {
-        let items = (d.get("kind").and_then(Value::as_str) == Some("List"))
-            .then(|| d.get("items").and_then(Value::as_array))
-            .flatten();
-        match items {
-            Some(items) => out.extend(items.iter().enumerate().map(|(i, o)| {
-                let source = Source {
-                    document,
-                    item: Some(i),
-                };
-                (source, o)
-            })),
-            None if d.get("kind").and_then(Value::as_str) == Some("List") => {}
-            None => out.push((
-                Source {
-                    document,
-                    item: None,
-                },
-                d,
-            )),
+        let at = |item| Source { document, item };
+        if d.get("kind").and_then(Value::as_str) == Some("List") {
+            let items = d.get("items").and_then(Value::as_array);
+            let items = items.map(Vec::as_slice).unwrap_or_default();
+            out.extend(items.iter().enumerate().map(|(i, o)| (at(Some(i)), o)));
+        } else {
+            out.push((at(None), d));
         }
     }
     out.retain(|(_, o)| o.is_object());

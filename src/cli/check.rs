@@ -20,49 +20,21 @@ pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError>
     let values = super::pipeline::load_values(&args.values)?;
     let namespaces = namespace_annotations(&args.namespace_annotation)?;
     let streams = input::read_all(&args.inputs, stdin)?;
-    let mut docs = Vec::new();
-    // Where each of `docs` is, for the SARIF report only (it reads each document again).
-    let mut places = Vec::new();
-    let mut errors = Vec::new();
-    for stream in &streams {
-        let split = match manifest::split_numbered(&stream.text) {
-            Ok(d) => d,
-            Err(e) => {
-                errors.push(format!("{}: {e}", stream.name));
-                continue;
-            }
-        };
-        for (i, doc) in split.iter().enumerate() {
-            match manifest::parse(&doc.text) {
-                Ok(Value::Null) => {}
-                Ok(v @ Value::Object(_)) => {
-                    docs.push(v);
-                    if args.output == CheckFormat::Sarif {
-                        places.push(Place::new(&stream.name, doc.first_line, &doc.text));
-                    }
-                }
-                Ok(other) => errors.push(format!(
-                    "{}: document {}: expected a Kubernetes object (a mapping), found {}",
-                    stream.name,
-                    i + 1,
-                    crate::config::json_type(&other)
-                )),
-                Err(e) => errors.push(format!("{}: document {}: {e}", stream.name, i + 1)),
-            }
+    let sarif = args.output == CheckFormat::Sarif;
+    let Input { docs, places } = match Input::read(&streams, sarif) {
+        Ok(input) => input,
+        Err(errors) => {
+            return Ok(Output {
+                stdout: if sarif {
+                    sarif::failed(&errors)
+                } else {
+                    String::new()
+                },
+                stderr: format!("Error: {}\n", errors.join("\n")),
+                code: 1,
+            })
         }
-    }
-    if !errors.is_empty() {
-        let sarif = args.output == CheckFormat::Sarif;
-        return Ok(Output {
-            stdout: if sarif {
-                sarif::failed(&errors)
-            } else {
-                String::new()
-            },
-            stderr: format!("Error: {}\n", errors.join("\n")),
-            code: 1,
-        });
-    }
+    };
     let opts = Options {
         values: &values,
         control_plane_ns: ns,
@@ -86,6 +58,54 @@ pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError>
         stderr,
         code: if verdict.failures.is_empty() { 0 } else { 2 },
     })
+}
+
+/// The objects of every input stream, in order.
+struct Input {
+    docs: Vec<Value>,
+    /// Where each of `docs` is: only for the SARIF report (it reads each document again).
+    places: Vec<Place>,
+}
+
+impl Input {
+    /// Every document that is an object; the errors name each one that is not.
+    fn read(streams: &[input::Stream], with_places: bool) -> Result<Input, Vec<String>> {
+        let mut docs = Vec::new();
+        let mut places = Vec::new();
+        let mut errors = Vec::new();
+        for stream in streams {
+            let split = match manifest::split_numbered(&stream.text) {
+                Ok(d) => d,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", stream.name));
+                    continue;
+                }
+            };
+            for (i, doc) in split.iter().enumerate() {
+                match manifest::parse(&doc.text) {
+                    Ok(Value::Null) => {}
+                    Ok(v @ Value::Object(_)) => {
+                        docs.push(v);
+                        if with_places {
+                            places.push(Place::new(&stream.name, doc.first_line, &doc.text));
+                        }
+                    }
+                    Ok(other) => errors.push(format!(
+                        "{}: document {}: expected a Kubernetes object (a mapping), found {}",
+                        stream.name,
+                        i + 1,
+                        crate::config::json_type(&other)
+                    )),
+                    Err(e) => errors.push(format!("{}: document {}: {e}", stream.name, i + 1)),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Input { docs, places })
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 /// `NS:KEY=VALUE` flags, grouped by namespace.
