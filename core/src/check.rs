@@ -53,7 +53,7 @@ pub struct Rule {
 
 impl Rule {
     /// A finding of this rule about one workload.
-    fn message(&self, text: impl Into<String>) -> Message {
+    pub fn message(&self, text: impl Into<String>) -> Message {
         Message {
             level: self.level,
             code: self.code.into(),

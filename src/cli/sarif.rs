@@ -6,7 +6,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Value};
 
 use super::check::Verdict;
-use crate::check::{self, Level, Row, Rule};
+use crate::check::{self, Level, Message, Row, Rule};
 use crate::manifest::lines::{Objects, Region};
 
 /// Where a document came from: the input it was read from and where its objects are.
@@ -91,15 +91,11 @@ pub fn report(rows: &[Row], verdict: &Verdict, places: &[Place]) -> String {
     let mut results = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let location = location(row, places.get(row.source.document));
-        for m in &row.messages {
+        let not_meshed = verdict.unmeshed_required[i]
+            .then(|| check::NOT_MESHED.message(super::check::NOT_MESHED_TEXT));
+        for m in row.messages.iter().chain(&not_meshed) {
             let index = rules.iter().position(|r| r.code == m.code);
-            results.push(result(row, &m.code, index, m.level, &m.text, &location));
-        }
-        if verdict.unmeshed_required[i] {
-            let r = check::NOT_MESHED;
-            let index = rules.iter().position(|x| x.code == r.code);
-            let text = super::check::NOT_MESHED_TEXT;
-            results.push(result(row, r.code, index, r.level, text, &location));
+            results.push(result(row, m, index, &location));
         }
     }
     log(&rules, json!({"executionSuccessful": true}), results)
@@ -143,18 +139,11 @@ fn log(rules: &[Rule], invocation: Value, results: Vec<Value>) -> String {
     out
 }
 
-fn result(
-    row: &Row,
-    code: &str,
-    index: Option<usize>,
-    l: Level,
-    text: &str,
-    location: &Value,
-) -> Value {
+fn result(row: &Row, m: &Message, index: Option<usize>, location: &Value) -> Value {
     let mut r = json!({
-        "ruleId": code,
-        "level": level(l),
-        "message": {"text": format!("{} ({}): {text}", row.workload, row.namespace)},
+        "ruleId": m.code,
+        "level": level(m.level),
+        "message": {"text": format!("{} ({}): {}", row.workload, row.namespace, m.text)},
         "locations": [location],
     });
     if let (Some(i), Some(obj)) = (index, r.as_object_mut()) {
