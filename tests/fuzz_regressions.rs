@@ -73,6 +73,39 @@ fn the_splice_invariants_hold_on_every_fixture() {
 }
 
 #[test]
+fn splice_patch_regressions_hold() {
+    regressions_hold("splice_patch", |data| {
+        checks::splice_patch(data);
+    });
+}
+
+/// Every document of every fixture input, under each patch the `splice_patch` target can
+/// make at its first mappings and lists, with each hole filling.
+#[test]
+fn the_splice_patch_invariants_hold_on_every_fixture() {
+    let (mut n, mut spliced) = (0, 0);
+    for case in files(&fixtures().join("inputs")) {
+        let text = std::fs::read_to_string(&case).expect("an input");
+        let Ok(docs) = proxy_injector::manifest::split(&text) else {
+            continue;
+        };
+        for doc in docs {
+            for kind in 0..4u8 {
+                for pick in 0..8u8 {
+                    let mut data = vec![kind, pick, n as u8, pick.wrapping_add(kind)];
+                    data.extend_from_slice(doc.as_bytes());
+                    spliced += usize::from(checks::splice_patch(&data));
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert!(n > 1000, "only {n} cases");
+    // Most fixtures are block style: most of their patches are spliced (and so checked).
+    assert!(spliced * 2 > n, "only {spliced} of {n} cases spliced");
+}
+
+#[test]
 fn the_manifest_invariants_hold_on_every_fixture() {
     let mut n = 0;
     for case in files_in_cases() {

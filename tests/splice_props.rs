@@ -1,7 +1,8 @@
 //! Property tests (proptest) of splicing over generated YAML text: Deployments written with a
 //! random indentation step, list style, quoting, flow or block maps and lists, and comments
 //! (full-line and trailing) scattered through them. For each, through the CLI in-process, in
-//! annotate-only and `--manual` mode: the output only adds lines (beyond flow nodes that
+//! annotate-only and `--manual` mode: the output reads as the patched document (what `-o json`
+//! writes, from the value), it only adds lines (beyond flow nodes that
 //! injection extends), every comment survives, injecting again changes nothing byte for byte,
 //! and `uninject` gives the text back byte for byte when no flow node was touched.
 
@@ -155,6 +156,22 @@ fn inject(text: &str, values: &str, manual: bool) -> String {
     run(&args, text)
 }
 
+/// The documents of an output stream: YAML (spliced into the input's text) or JSON (the
+/// patched values serialised, one per line).
+fn documents(out: &str, json: bool) -> Vec<serde_json::Value> {
+    if json {
+        return out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON document per line"))
+            .collect();
+    }
+    proxy_injector::manifest::split(out)
+        .expect("the output splits")
+        .iter()
+        .map(|d| proxy_injector::manifest::parse(d).expect("the output parses"))
+        .collect()
+}
+
 /// Whether every line of `a` appears in `b`, in order.
 fn lines_kept(a: &str, b: &str) -> bool {
     let mut rest = b.lines();
@@ -177,6 +194,17 @@ fn spliced_output_keeps_the_text() {
             let touches_flow = s.flow_labels && s.template_metadata;
             for manual in [false, true] {
                 let out = inject(&text, values, manual);
+                let mut args = vec!["inject", "--values", values, "-o", "json", "-"];
+                if manual {
+                    args.push("--manual");
+                }
+                let json = run(&args, &text);
+                prop_assert_eq!(
+                    documents(&out, false),
+                    documents(&json, true),
+                    "the spliced output does not hold the patched document:\n{}",
+                    out
+                );
                 let body = out.strip_suffix("---\n").unwrap_or(&out);
                 if !touches_flow {
                     prop_assert!(lines_kept(&text, body), "lines lost:\n{text}\n=>\n{out}");

@@ -110,6 +110,11 @@ impl Shared {
         }
     }
 
+    /// Whether the value has a hole, which [`Shared::filled`] sets.
+    pub fn has_hole(&self) -> bool {
+        self.fill.is_some()
+    }
+
     /// A copy of the value with `s` in its hole.
     pub fn filled(&self, s: &str) -> Value {
         let mut v = self.value.clone();
@@ -145,6 +150,12 @@ impl Patch {
     /// Each operation's path, as written.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.ops.iter().map(|o| o.path.as_str())
+    }
+
+    /// Each operation's path and value, in order: for a writer that places the additions into
+    /// a document's text itself (`manifest/splice/patch.rs`).
+    pub fn adds(&self) -> impl Iterator<Item = (&jsonptr::Pointer, &Added)> {
+        self.ops.iter().map(|o| (o.path.as_ref(), &o.value))
     }
 
     /// The operations as json-patch values, shared values copied.

@@ -55,6 +55,22 @@ fn inject(stdin: &[u8]) -> Output {
     )
 }
 
+fn inject_json(stdin: &[u8]) -> Output {
+    run(
+        &[
+            "proxy-injector",
+            "inject",
+            "--manual",
+            "--values",
+            values_file(),
+            "-o",
+            "json",
+            "-",
+        ],
+        stdin,
+    )
+}
+
 fn uninject(stdin: &[u8]) -> Output {
     run(&["proxy-injector", "uninject", "-"], stdin)
 }
@@ -121,6 +137,24 @@ pub fn manifest(data: &[u8]) {
     if once.code != 0 {
         return;
     }
+    // The YAML output, written into each document's text, holds what the JSON output holds,
+    // which is the patched value serialised.
+    let json = inject_json(data);
+    assert_eq!(json.code, 0, "inject -o json failed: {}", json.stderr);
+    let as_json: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON document per line"))
+        .collect();
+    let as_yaml: Vec<serde_json::Value> = manifest::split(&once.stdout)
+        .expect("our own output splits")
+        .iter()
+        .map(|d| manifest::parse(d).expect("our own output parses"))
+        .collect();
+    assert_eq!(
+        as_yaml, as_json,
+        "the YAML output does not hold the patched documents"
+    );
     let twice = inject(once.stdout.as_bytes());
     assert_eq!(
         twice.code, 0,
@@ -320,4 +354,141 @@ fn change(v: &mut serde_json::Value, choice: &[u8]) -> Option<Change> {
         _ => return None,
     }
     Some(Change::Added)
+}
+
+/// `splice_patch`: the direct splicer (`Splicer::splice_patches`) on arbitrary text, with a
+/// patch the first bytes choose among what injection adds: a key or an item, a mapping or list
+/// created and then filled, items inserted at the front, a shared value with a hole (filled
+/// with text that may need quoting). No panic; a splice either falls back or gives text that
+/// reads back as the patched value (nothing checks it before it is used); a splicer that
+/// remembers shared texts writes what a fresh one writes. Says whether it spliced.
+pub fn splice_patch(data: &[u8]) -> bool {
+    let (choice, text) = data.split_at(data.len().min(4));
+    let Ok(text) = std::str::from_utf8(text) else {
+        return false;
+    };
+    let Ok(old) = manifest::parse(text) else {
+        return false;
+    };
+    let Some(patch) = patch_for(&old, choice) else {
+        return false;
+    };
+    let mut want = old.clone();
+    if patch.apply(&mut want).is_err() {
+        return false;
+    }
+    let patches = [(None, patch)];
+    let mut splicer = manifest::Splicer::default();
+    let Ok(out) = splicer.splice_patches(text, &old, &patches) else {
+        return false;
+    };
+    assert_eq!(
+        manifest::parse(&out).ok().as_ref(),
+        Some(&want),
+        "the spliced text does not read back as the patched value:\n{text}\n=>\n{out}"
+    );
+    let again = splicer
+        .splice_patches(text, &old, &patches)
+        .expect("it spliced once");
+    assert_eq!(again, out, "a remembering splicer wrote something else");
+    true
+}
+
+/// Fills the `env[0].value` hole of [`patch_for`]'s shared container.
+fn fill_env(v: &mut serde_json::Value, s: &str) {
+    v["env"][0]["value"] = serde_json::Value::String(s.to_string());
+}
+
+/// A patch of up to two adds at one of the value's mappings or lists (or a list in a key
+/// the add creates), or `None` when it has none.
+fn patch_for(v: &serde_json::Value, choice: &[u8]) -> Option<proxy_injector::patch::Patch> {
+    use std::sync::{Arc, OnceLock};
+
+    use proxy_injector::patch::{Added, PatchBuilder, Shared};
+    use serde_json::{json, Value};
+
+    fn targets(v: &Value, at: &mut Vec<String>, out: &mut Vec<(Vec<String>, bool)>) {
+        match v {
+            Value::Object(m) => {
+                out.push((at.clone(), true));
+                for (k, c) in m {
+                    at.push(k.clone());
+                    targets(c, at, out);
+                    at.pop();
+                }
+            }
+            Value::Array(a) => {
+                out.push((at.clone(), false));
+                for (i, c) in a.iter().enumerate() {
+                    at.push(i.to_string());
+                    targets(c, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        let proxy = json!({
+            "name": "linkerd-proxy",
+            "env": [{"name": "LINKERD2_PROXY_INBOUND_PORTS", "value": ""}],
+            "args": ["--a", "b: c"],
+            "volumeMounts": [{"mountPath": "/var/run/linkerd/identity/end-entity", "name": "e"}],
+        });
+        Arc::new(Shared::with_hole(proxy, fill_env))
+    });
+    let mut found = Vec::new();
+    targets(v, &mut Vec::new(), &mut found);
+    let byte = |i: usize| choice.get(i).copied().unwrap_or(0);
+    let (at, is_map) = found
+        .get(usize::from(byte(1)) % found.len().max(1))?
+        .clone();
+    let fills = [
+        "8080,9090",
+        "",
+        "a: b",
+        "#x",
+        "'q'",
+        "two\nlines",
+        "true",
+        "- 1",
+    ];
+    let fill = fills[usize::from(byte(3)) % fills.len()].to_string();
+    let scalar = Added::Value(json!("enabled"));
+    let multi = Added::Value(json!({"name": "x", "args": ["--a"], "env": [{"value": "1\n2\n"}]}));
+    let with_hole = Added::Shared(shared.clone(), fill);
+    let mut b = PatchBuilder::new(&[]);
+    let tokens = |extra: &[&str]| -> Vec<String> {
+        at.iter()
+            .cloned()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let add = |b: &mut PatchBuilder, path: Vec<String>, value: Added| {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        b.add(&path, value);
+    };
+    let key = format!("linkerd.io/added-{}", byte(2));
+    match (byte(0) % 4, is_map) {
+        (0, true) => add(&mut b, tokens(&[&key]), scalar),
+        (1, true) => add(&mut b, tokens(&[&key]), multi),
+        (2, true) => {
+            add(&mut b, tokens(&[&key]), Added::Value(json!([])));
+            add(&mut b, tokens(&[&key, "-"]), with_hole);
+            add(&mut b, tokens(&[&key, "0"]), scalar);
+        }
+        (_, true) => {
+            add(&mut b, tokens(&[&key]), Added::Value(json!({})));
+            add(&mut b, tokens(&[&key, "inner"]), with_hole);
+        }
+        (0, false) => add(&mut b, tokens(&["-"]), scalar),
+        (1, false) => add(&mut b, tokens(&["0"]), multi),
+        (2, false) => {
+            add(&mut b, tokens(&["0"]), with_hole);
+            add(&mut b, tokens(&["1"]), multi);
+        }
+        (_, false) => add(&mut b, tokens(&["-"]), with_hole),
+    }
+    Some(b.finish())
 }

@@ -16,6 +16,7 @@ use crate::config::{self, Values};
 use crate::decide::Report;
 use crate::inject::{self, Mode, Request};
 use crate::manifest::{self, Format, Writer, Written};
+use crate::patch::Patch;
 use crate::uninject;
 
 /// `-L`, checked.
@@ -48,7 +49,6 @@ fn style() -> Style {
     }
 }
 
-/// Where a document came from, for error messages.
 /// Writes one document (its text, the value it was read as, and the value to write); a
 /// changed document that could not be spliced gets a `--verbose` line saying why.
 fn write(
@@ -58,7 +58,16 @@ fn write(
     name: impl FnOnce() -> String,
     notes: &mut Vec<String>,
 ) {
-    if let Written::Serialised(Some(why)) = writer.write(out, value, Some((text, original))) {
+    note(
+        writer.write(out, value, Some((text, original))),
+        name,
+        notes,
+    );
+}
+
+/// The `--verbose` line of a changed document that could not be spliced.
+fn note(written: Written, name: impl FnOnce() -> String, notes: &mut Vec<String>) {
+    if let Written::Serialised(Some(why)) = written {
         let note = format!("{}: re-serialised, not spliced: {why}", name());
         notes.push(format!("level=info msg={note:?}\n"));
     }
@@ -147,14 +156,26 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
                     continue 'streams;
                 }
             };
-            match transform(&original, |v| inject_one(v, &req, &mut warnings)) {
-                Ok((value, mut rs)) => {
-                    reports.append(&mut rs);
-                    if errors.is_empty() {
-                        let doc = (text.as_str(), &original, &value);
-                        write(&mut out, doc, &mut writer, || locate(stream, i), &mut notes);
-                    }
+            let result = inject_doc(&original, &req, &mut warnings).and_then(|(injected, rs)| {
+                reports.extend(rs);
+                if !errors.is_empty() {
+                    return Ok(());
                 }
+                let written = match injected {
+                    Injected::Patches(patches) => writer
+                        .write_patched(&mut out, text, &original, &patches)
+                        .map_err(|e| {
+                            DocError::Other(format!("applying the injection patch: {e}"))
+                        })?,
+                    Injected::Value(value) => {
+                        writer.write(&mut out, &value, Some((text, &original)))
+                    }
+                };
+                note(written, || locate(stream, i), &mut notes);
+                Ok(())
+            });
+            match result {
+                Ok(()) => {}
                 Err(DocError::Refused(e)) => errors.push(e),
                 Err(DocError::Other(e)) => errors.push(format!("{}: {e}", locate(stream, i))),
             }
@@ -284,14 +305,67 @@ fn check_object(v: &Value) -> Result<(), DocError> {
     }
 }
 
-/// The silent uninject pass, then inject, of one object, in place.
+/// What injecting one document gives.
+enum Injected {
+    /// The silent uninject removed nothing: the patches of the document (`None`) or of each
+    /// item of its `List`, to be written into its text as they are.
+    Patches(Vec<(Option<usize>, Patch)>),
+    /// The value to write: uninjected, then patched.
+    Value(Value),
+}
+
+/// The silent uninject pass, then inject, of one document, or of each item of a `kind: List`
+/// (its first failing item fails the whole list).
+fn inject_doc(
+    original: &Value,
+    req: &Request<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(Injected, Vec<Report>), DocError> {
+    let mut value = original.clone();
+    let (mut patches, mut reports, mut uninjected) = (Vec::new(), Vec::new(), false);
+    if value.get("kind").and_then(Value::as_str) != Some("List") {
+        let (report, patch, removed) = inject_one(&mut value, req, warnings)?;
+        uninjected = removed;
+        patches.push((None, patch));
+        reports.push(report);
+    } else if let Some(items) = value.get_mut("items").and_then(Value::as_array_mut) {
+        for (i, item) in items.iter_mut().enumerate() {
+            let (report, patch, removed) =
+                inject_one(item, req, warnings).map_err(|e| match e {
+                    DocError::Other(m) => DocError::Other(format!("items[{i}]: {m}")),
+                    refused => refused,
+                })?;
+            uninjected |= removed;
+            patches.push((Some(i), patch));
+            reports.push(report);
+        }
+    }
+    if !uninjected {
+        return Ok((Injected::Patches(patches), reports));
+    }
+    for (item, patch) in patches.iter().filter(|(_, p)| !p.is_empty()) {
+        let target = match item {
+            Some(i) => &mut value["items"][*i],
+            None => &mut value,
+        };
+        patch
+            .apply(target)
+            .map_err(|e| DocError::Other(format!("applying the injection patch: {e}")))?;
+    }
+    Ok((Injected::Value(value), reports))
+}
+
+/// The silent uninject pass of one object, in place, then its injection patch; says whether
+/// the uninject removed anything.
 fn inject_one(
     v: &mut Value,
     req: &Request<'_>,
     warnings: &mut Vec<String>,
-) -> Result<Vec<Report>, DocError> {
+) -> Result<(Report, Patch, bool), DocError> {
     check_object(v)?;
-    uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))?;
+    let uninjected = uninject::uninject(v)
+        .map_err(|e| DocError::Other(e.to_string()))?
+        .uninjected;
     let outcome = inject::inject(v, req).map_err(|e| match e {
         inject::InjectError::Refused { .. } | inject::InjectError::ControlPlaneNeedsManual => {
             DocError::Refused(e.to_string())
@@ -300,11 +374,5 @@ fn inject_one(
     })?;
     let id = outcome.report.identity.res_name();
     warnings.extend(outcome.warnings.iter().map(|w| format!("{id}: {w}")));
-    if !outcome.patch.is_empty() {
-        outcome
-            .patch
-            .apply(v)
-            .map_err(|e| DocError::Other(format!("applying the injection patch: {e}")))?;
-    }
-    Ok(vec![outcome.report])
+    Ok((outcome.report, outcome.patch, uninjected))
 }

@@ -246,15 +246,49 @@ impl Writer {
                 Written::Serialised(None)
             }
         };
-        let crlf = source.is_some_and(|(text, _)| text.ends_with("\r\n"));
-        out.push_str(if crlf { "---\r\n" } else { "---\n" });
+        separate(out, source.map(|(text, _)| text));
         written
+    }
+
+    /// Writes one document that `patches` change (each at the document's root, or at the
+    /// given item of a `List`), as [`Writer::write`] does; in YAML the patches are written
+    /// straight into the text where they can be (`splice/patch.rs`), and the patched value is
+    /// built only where they cannot. `Err` when a patch does not apply to the document.
+    pub fn write_patched(
+        &mut self,
+        out: &mut String,
+        text: &str,
+        doc: &Value,
+        patches: &[(Option<usize>, crate::patch::Patch)],
+    ) -> Result<Written, json_patch::PatchError> {
+        if self.format == Format::Yaml && patches.iter().any(|(_, p)| !p.is_empty()) {
+            if let Ok(spliced) = self.splicer.splice_patches(text, doc, patches) {
+                out.push_str(&spliced);
+                separate(out, Some(text));
+                return Ok(Written::Spliced);
+            }
+        }
+        let mut value = doc.clone();
+        for (item, patch) in patches.iter().filter(|(_, p)| !p.is_empty()) {
+            let target = match item {
+                Some(i) => &mut value["items"][*i],
+                None => &mut value,
+            };
+            patch.apply(target)?;
+        }
+        Ok(self.write(out, &value, Some((text, doc))))
     }
 
     /// What splicing did so far.
     pub fn counts(&self) -> splice::Counts {
         self.splicer.counts()
     }
+}
+
+/// The separator after a YAML document, with the line end of its text.
+fn separate(out: &mut String, text: Option<&str>) {
+    let crlf = text.is_some_and(|t| t.ends_with("\r\n"));
+    out.push_str(if crlf { "---\r\n" } else { "---\n" });
 }
 
 /// A value as block-style YAML (a `serde_json::Value` always serialises).

@@ -127,6 +127,8 @@ pub struct Splicer {
     /// Inserted texts by the hash of what they render ([`Part::key`]).
     texts: HashMap<u64, Vec<Rendered>>,
     remembered: usize,
+    /// Shared values' texts, by the value and the place (`patch.rs`).
+    shared: Vec<patch::SharedText>,
     counts: Counts,
 }
 
@@ -139,6 +141,8 @@ pub struct Counts {
     pub reused: usize,
     /// Documents checked by parsing the whole result, the skeleton not sufficing.
     pub full_checks: usize,
+    /// Documents written straight from their patches ([`Splicer::splice_patches`]).
+    pub patched: usize,
 }
 
 /// The checked text of one inserted entry or item.
@@ -1167,6 +1171,8 @@ fn is_plain(s: &str) -> bool {
     const WORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null"];
     body_ok && !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
+
+mod patch;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,536 @@
+//! Splicing a patch's additions straight into a document's text.
+//!
+//! `inject` knows its change exactly: a few `add` operations (`core/src/patch.rs`). Applying
+//! them to a copy of the document and comparing the two values along the text (the diff in
+//! `splice.rs`) costs more than reading the document did, and most of it goes to copying the
+//! proxy container into a value only to find it again. Here each add goes to the node of the
+//! text its path names instead, and what it adds is written there:
+//!
+//! - a new key of a block mapping goes after the mapping's last entry and that entry's comments,
+//!   at the mapping's indentation; a new item of a block list goes before the item whose place
+//!   it takes (its dash line), or after the last one, at the list's dash column: the places
+//!   the diff uses;
+//! - a mapping or list that an add creates and later adds fill is written whole, as one entry;
+//! - the shared proxy and init containers (`Added::Shared`) are rendered and checked once per
+//!   config, lead, column and document style, and then copied, the pod's inbound ports written
+//!   into their one hole as a one-line scalar; other values go through the splicer's memory of
+//!   checked texts (`Splicer::part`).
+//!
+//! Nothing is read back, so nothing is placed where the surroundings could change how it
+//! reads: every mapping and list on a path must be in block style and hold what the document's
+//! value holds there (the same keys in the same order, the same number of items), inserted
+//! lines may not be followed by blank lines holding a tab, nor a text ending in a literal block
+//! by blank lines at all, and the text may not use anchors, aliases, tags or merge keys. Where
+//! any of that fails this returns [`Unspliceable`], and the caller applies the patch and writes
+//! the document the general way, which checks what it writes.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{
+    apply, ends_in_literal, read, scalar, unspliceable, Doc, Lead, Node, Part, Splicer,
+    Unspliceable, REMEMBERED,
+};
+use crate::patch::{Added, Patch, Shared};
+
+/// A value an add writes into the text.
+enum New<'p> {
+    Value(&'p Value),
+    /// Shared by the documents of one config, with this document's text for its hole.
+    Shared(&'p Arc<Shared>, &'p str),
+    /// A mapping created by an add, filled by the adds after it.
+    Map(Vec<(String, New<'p>)>),
+    /// A list created by an add, filled by the adds after it.
+    Seq(Vec<New<'p>>),
+}
+
+impl<'p> New<'p> {
+    fn of(added: &'p Added) -> New<'p> {
+        match added {
+            Added::Value(Value::Object(m)) if m.is_empty() => New::Map(Vec::new()),
+            Added::Value(Value::Array(a)) if a.is_empty() => New::Seq(Vec::new()),
+            Added::Value(v) => New::Value(v),
+            Added::Shared(s, fill) => New::Shared(s, fill),
+        }
+    }
+
+    /// Adds `value` at `tokens` (not empty) inside this new value, as RFC 6902 does.
+    fn add(&mut self, tokens: &[Cow<'_, str>], value: New<'p>) -> Result<(), Unspliceable> {
+        let Some((token, tail)) = tokens.split_first() else {
+            return unspliceable("an add replaces what an earlier add wrote");
+        };
+        match self {
+            New::Map(entries) => match entries.iter_mut().find(|(k, _)| k == token) {
+                Some((_, v)) if tail.is_empty() => *v = value,
+                Some((_, v)) => v.add(tail, value)?,
+                None if tail.is_empty() => entries.push((token.to_string(), value)),
+                None => return unspliceable("an add goes into a key that is not there"),
+            },
+            New::Seq(items) if tail.is_empty() => {
+                let at = index(token, items.len() + 1)?;
+                items.insert(at, value);
+            }
+            New::Seq(items) => {
+                let at = index(token, items.len())?;
+                items[at].add(tail, value)?;
+            }
+            New::Value(_) | New::Shared(..) => {
+                return unspliceable("an add goes into a value an earlier add wrote whole")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A list index of a path (`-` is one past the last item), below `bound`.
+fn index(token: &str, bound: usize) -> Result<usize, Unspliceable> {
+    let at = if token == "-" {
+        bound.saturating_sub(1)
+    } else {
+        token
+            .parse::<usize>()
+            .map_err(|_| Unspliceable(format!("{token:?} is not a list index")))?
+    };
+    if at >= bound {
+        return unspliceable("an add goes past the end of a list");
+    }
+    Ok(at)
+}
+
+/// What the adds do to one block collection of the text.
+enum Change<'p> {
+    /// New entries after the mapping's last.
+    Entries(Vec<(String, New<'p>)>),
+    /// The list's items: those of the text by index, and new ones among them.
+    Items(Vec<Slot<'p>>),
+}
+
+enum Slot<'p> {
+    Old(usize),
+    New(New<'p>),
+}
+
+/// The adds of a document, placed on the nodes of its text.
+#[derive(Default)]
+struct Placed<'n, 'p> {
+    /// Each changed collection, with its depth in the document.
+    changes: Vec<(&'n Node, usize, Change<'p>)>,
+    /// Scalars of the text an add gives another scalar value: their span and that value.
+    scalars: Vec<(usize, usize, &'p Value)>,
+}
+
+impl<'n, 'p> Placed<'n, 'p> {
+    /// The change of `node`, `fresh` until something was placed there.
+    fn change(
+        &mut self,
+        node: &'n Node,
+        depth: usize,
+        fresh: impl FnOnce() -> Change<'p>,
+    ) -> usize {
+        match self
+            .changes
+            .iter()
+            .position(|(n, ..)| std::ptr::eq(*n, node))
+        {
+            Some(i) => i,
+            None => {
+                self.changes.push((node, depth, fresh()));
+                self.changes.len() - 1
+            }
+        }
+    }
+
+    /// Places one add: `tokens` from the document's root, `value` what it adds.
+    fn place(
+        &mut self,
+        root: &'n Node,
+        doc: &Value,
+        tokens: &[Cow<'_, str>],
+        value: New<'p>,
+    ) -> Result<(), Unspliceable> {
+        let (mut node, mut val, mut rest) = (root, doc, tokens);
+        loop {
+            let Some((token, tail)) = rest.split_first() else {
+                return unspliceable("an add replaces the whole document");
+            };
+            match node {
+                Node::Map {
+                    flow: false,
+                    entries,
+                    ..
+                } => {
+                    let same_keys = val.as_object().is_some_and(|m| {
+                        m.len() == entries.len() && m.keys().zip(entries).all(|(k, e)| *k == e.key)
+                    });
+                    if !same_keys {
+                        return unspliceable("a mapping is not what the text says");
+                    }
+                    let depth = tokens.len() - rest.len();
+                    let i = self.change(node, depth, || Change::Entries(Vec::new()));
+                    let Change::Entries(added) = &mut self.changes[i].2 else {
+                        return unspliceable("a mapping taken for a list");
+                    };
+                    if let Some((_, new)) = added.iter_mut().find(|(k, _)| k == token) {
+                        if !tail.is_empty() {
+                            return new.add(tail, value);
+                        }
+                        *new = value;
+                        return Ok(());
+                    }
+                    match entries.iter().find(|e| e.key == **token) {
+                        Some(e) if tail.is_empty() => {
+                            return self.replace(&e.value, &val[token.as_ref()], value)
+                        }
+                        Some(e) => (node, val, rest) = (&e.value, &val[token.as_ref()], tail),
+                        None if tail.is_empty() => {
+                            added.push((token.to_string(), value));
+                            return Ok(());
+                        }
+                        None => return unspliceable("an add goes into a key that is not there"),
+                    }
+                }
+                Node::Seq {
+                    flow: false, items, ..
+                } => {
+                    let Some(vals) = val.as_array().filter(|a| a.len() == items.len()) else {
+                        return unspliceable("a list is not what the text says");
+                    };
+                    let fresh = || Change::Items((0..items.len()).map(Slot::Old).collect());
+                    let i = self.change(node, tokens.len() - rest.len(), fresh);
+                    let Change::Items(slots) = &mut self.changes[i].2 else {
+                        return unspliceable("a list taken for a mapping");
+                    };
+                    if tail.is_empty() {
+                        let at = index(token, slots.len() + 1)?;
+                        slots.insert(at, Slot::New(value));
+                        return Ok(());
+                    }
+                    let at = index(token, slots.len())?;
+                    match &mut slots[at] {
+                        Slot::Old(k) => (node, val, rest) = (&items[*k], &vals[*k], tail),
+                        Slot::New(new) => return new.add(tail, value),
+                    }
+                }
+                _ => return unspliceable("an add goes into a flow node or a scalar"),
+            }
+        }
+    }
+
+    /// An add to a key the text has: a scalar given another scalar is replaced in place (the
+    /// same value is no change at all); anything else is not spliced here.
+    fn replace(&mut self, node: &Node, old: &Value, value: New<'p>) -> Result<(), Unspliceable> {
+        let New::Value(new) = value else {
+            return unspliceable("an add replaces a key with a collection");
+        };
+        match node {
+            _ if old == new => Ok(()),
+            Node::Scalar {
+                start,
+                end,
+                block: false,
+            } if start < end && !new.is_object() && !new.is_array() => {
+                self.scalars.push((*start, *end, new));
+                Ok(())
+            }
+            _ => unspliceable("an add replaces a collection or a block scalar"),
+        }
+    }
+}
+
+/// The text of one shared value at one place, checked on its own: before and after its hole.
+pub(super) struct SharedText {
+    shared: Arc<Shared>,
+    lead: Lead,
+    col: usize,
+    step: usize,
+    indented_lists: bool,
+    before: String,
+    /// `None`: the value has no hole, and `before` is all of it.
+    after: Option<String>,
+    literal_end: bool,
+}
+
+/// What a hole holds while its value is rendered: a plain scalar no rendering produces.
+const MARK: &str = "proxy-injector-hole-5b3f0c";
+
+impl Splicer {
+    /// `text` with `patches` (each at the document's root, or at the given item of a `List`)
+    /// written into it; `doc` is the value the text reads as.
+    pub fn splice_patches(
+        &mut self,
+        text: &str,
+        doc: &Value,
+        patches: &[(Option<usize>, Patch)],
+    ) -> Result<String, Unspliceable> {
+        if text.contains("<<") {
+            return unspliceable("it uses merge keys");
+        }
+        let root = read(text)?;
+        let mut placed = Placed::default();
+        for (item, patch) in patches {
+            let prefix = item.map(|i| [Cow::Borrowed("items"), Cow::Owned(i.to_string())]);
+            for (path, added) in patch.adds() {
+                let mut tokens: Vec<Cow<'_, str>> = prefix.iter().flatten().cloned().collect();
+                tokens.extend(path.tokens().map(|t| Cow::Owned(t.decoded().into_owned())));
+                placed.place(&root, doc, &tokens, New::of(added))?;
+            }
+        }
+        let doc = Doc::new(text, &root);
+        let mut edits: Vec<(usize, usize, String)> = placed
+            .scalars
+            .iter()
+            .map(|&(from, to, v)| (from, to, scalar(v)))
+            .collect();
+        // Where a collection ends, the one it is in may end too: what goes into the inner one
+        // is written first.
+        placed
+            .changes
+            .sort_by_key(|(_, depth, _)| std::cmp::Reverse(*depth));
+        for (node, _, change) in &placed.changes {
+            self.write_change(&doc, node, change, &mut edits)?;
+        }
+        if text.contains("\r\n") {
+            for e in &mut edits {
+                e.2 = e.2.replace('\n', "\r\n");
+            }
+        }
+        self.counts.patched += 1;
+        apply(text, &edits)
+    }
+
+    /// The insertions of one collection's change.
+    fn write_change(
+        &mut self,
+        doc: &Doc<'_>,
+        node: &Node,
+        change: &Change<'_>,
+        edits: &mut Vec<(usize, usize, String)>,
+    ) -> Result<(), Unspliceable> {
+        match (node, change) {
+            (Node::Map { entries, end, .. }, Change::Entries(added)) if !added.is_empty() => {
+                let Some(first) = entries.first() else {
+                    return unspliceable("an empty block mapping");
+                };
+                let line = doc.line_start(first.key_start);
+                if !doc.text[line..first.key_start]
+                    .bytes()
+                    .all(|b| b == b' ' || b == b'-')
+                {
+                    return unspliceable("a mapping's first key is not indented by spaces");
+                }
+                let indent = doc.col(first.key_start);
+                let at = doc.after(*end, indent);
+                let mut lines = String::new();
+                let mut literal_end = false;
+                for (k, new) in added {
+                    literal_end =
+                        self.render(doc, &Lead::Key(k.clone()), indent, new, &mut lines)?;
+                }
+                edits.push((at, at, ended(doc, at, lines, literal_end)?));
+            }
+            (Node::Seq { items, end, .. }, Change::Items(slots)) => {
+                let dashes: Vec<usize> = items
+                    .iter()
+                    .map(|i| doc.dash(i))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| {
+                    Unspliceable("a list item does not start its line".into())
+                })?;
+                let Some(dash_col) = dashes.first().map(|d| doc.col(*d)) else {
+                    return unspliceable("an empty block list");
+                };
+                let mut lines = String::new();
+                let mut literal_end = false;
+                for slot in slots {
+                    match slot {
+                        Slot::New(new) => {
+                            literal_end =
+                                self.render(doc, &Lead::Dash, dash_col, new, &mut lines)?
+                        }
+                        Slot::Old(k) if !lines.is_empty() => {
+                            let at = doc.line_start(dashes[*k]);
+                            edits.push((at, at, std::mem::take(&mut lines)));
+                        }
+                        Slot::Old(_) => {}
+                    }
+                }
+                if !lines.is_empty() {
+                    let at = doc.after(*end, dash_col);
+                    edits.push((at, at, ended(doc, at, lines, literal_end)?));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes `new` as an entry (`Lead::Key`) or item (`Lead::Dash`) at column `col`; says
+    /// whether its text ends in a literal block.
+    fn render(
+        &mut self,
+        doc: &Doc<'_>,
+        lead: &Lead,
+        col: usize,
+        new: &New<'_>,
+        out: &mut String,
+    ) -> Result<bool, Unspliceable> {
+        match (new, lead) {
+            (New::Value(value), _) => {
+                let part = Part {
+                    lead: lead.clone(),
+                    col,
+                    value,
+                };
+                out.push_str(&self.part(doc, &part)?);
+                Ok(ends_in_literal(value))
+            }
+            (New::Shared(shared, fill), _) => self.shared(doc, lead, col, shared, fill, out),
+            (New::Map(entries), Lead::Key(k)) => {
+                let key = scalar(&Value::String(k.clone()));
+                if entries.is_empty() {
+                    let _ = writeln!(out, "{:col$}{key}: {{}}", "");
+                    return Ok(false);
+                }
+                let _ = writeln!(out, "{:col$}{key}:", "");
+                let mut literal_end = false;
+                for (k, v) in entries {
+                    literal_end =
+                        self.render(doc, &Lead::Key(k.clone()), col + doc.step, v, out)?;
+                }
+                Ok(literal_end)
+            }
+            (New::Seq(items), Lead::Key(k)) => {
+                let key = scalar(&Value::String(k.clone()));
+                if items.is_empty() {
+                    let _ = writeln!(out, "{:col$}{key}: []", "");
+                    return Ok(false);
+                }
+                let _ = writeln!(out, "{:col$}{key}:", "");
+                let mut literal_end = false;
+                for v in items {
+                    literal_end = self.render(doc, &Lead::Dash, doc.list_col(col), v, out)?;
+                }
+                Ok(literal_end)
+            }
+            (New::Map(_) | New::Seq(_), Lead::Dash) => {
+                unspliceable("a list item that later adds fill")
+            }
+        }
+    }
+
+    /// Writes a shared value: its text at this place rendered and checked once, this
+    /// document's text in its hole.
+    fn shared(
+        &mut self,
+        doc: &Doc<'_>,
+        lead: &Lead,
+        col: usize,
+        shared: &Arc<Shared>,
+        fill: &str,
+        out: &mut String,
+    ) -> Result<bool, Unspliceable> {
+        let found = self.shared.iter().position(|t| {
+            Arc::ptr_eq(&t.shared, shared)
+                && t.lead == *lead
+                && (t.col, t.step, t.indented_lists) == (col, doc.step, doc.indented_lists)
+        });
+        let i = match found {
+            Some(i) => {
+                self.counts.reused += 1;
+                i
+            }
+            None => {
+                let text = shared_text(doc, lead, col, shared)?;
+                self.counts.rendered += 1;
+                if self.shared.len() >= REMEMBERED {
+                    self.shared.clear();
+                }
+                self.shared.push(text);
+                self.shared.len() - 1
+            }
+        };
+        let text = &self.shared[i];
+        out.push_str(&text.before);
+        if let Some(after) = &text.after {
+            out.push_str(&scalar(&Value::String(fill.to_string())));
+            out.push_str(after);
+        }
+        Ok(text.literal_end)
+    }
+}
+
+/// Renders a shared value at one place, with [`MARK`] in its hole, and checks it: alone, it
+/// must read as the one entry or item it stands for, and the mark must stand once, as a
+/// plain scalar ending its line, where any one-line scalar can stand instead.
+fn shared_text(
+    doc: &Doc<'_>,
+    lead: &Lead,
+    col: usize,
+    shared: &Arc<Shared>,
+) -> Result<SharedText, Unspliceable> {
+    let value = shared.filled(MARK);
+    let part = Part {
+        lead: lead.clone(),
+        col,
+        value: &value,
+    };
+    let text = part.render(doc);
+    if crate::manifest::parse(&text).ok().as_ref() != Some(&part.standing_alone()) {
+        return unspliceable("an inserted entry does not read back as itself");
+    }
+    let (before, after) = match text.split_once(MARK) {
+        _ if !shared.has_hole() => (text.clone(), None),
+        Some((b, a))
+            if (b.ends_with(": ") || b.ends_with("- "))
+                && a.starts_with('\n')
+                && !a.contains(MARK) =>
+        {
+            (b.to_string(), Some(a.to_string()))
+        }
+        _ => return unspliceable("a shared value's hole is not a one-line scalar"),
+    };
+    Ok(SharedText {
+        shared: shared.clone(),
+        lead: lead.clone(),
+        col,
+        step: doc.step,
+        indented_lists: doc.indented_lists,
+        before,
+        after,
+        literal_end: ends_in_literal(&value),
+    })
+}
+
+/// Lines inserted at `at`, checked against what follows them: a line of blanks with a tab
+/// can read differently after them (an error after a block list), and a text that ends in a
+/// literal block takes in the blank lines after it. At the end of a text that lacks a final
+/// line end, they need one first.
+fn ended(
+    doc: &Doc<'_>,
+    at: usize,
+    lines: String,
+    literal_end: bool,
+) -> Result<String, Unspliceable> {
+    let rest = doc.text.get(at..).unwrap_or_default();
+    for line in rest.split('\n') {
+        let content = line.trim_end_matches('\r');
+        if content.bytes().any(|b| !matches!(b, b' ' | b'\t')) {
+            break;
+        }
+        if content.contains('\t') || literal_end && !rest.is_empty() {
+            return unspliceable("blank lines follow where lines are inserted");
+        }
+    }
+    let unterminated = at == doc.text.len() && !doc.text.is_empty() && !doc.text.ends_with('\n');
+    Ok(if unterminated {
+        format!("\n{lines}")
+    } else {
+        lines
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::manifest::{parse, Splicer};
+use crate::patch::{Added, Patch, PatchBuilder, Shared};
+
+fn set_ports(v: &mut Value, s: &str) {
+    v["env"][0]["value"] = Value::String(s.to_string());
+}
+
+fn proxy() -> Arc<Shared> {
+    let value = json!({
+        "name": "linkerd-proxy",
+        "env": [{"name": "LINKERD2_PROXY_INBOUND_PORTS", "value": ""}],
+        "args": ["--log", "warn,linkerd=info"],
+    });
+    Arc::new(Shared::with_hole(value, set_ports))
+}
+
+fn patch(adds: Vec<(&[&str], Added)>) -> Patch {
+    let mut b = PatchBuilder::new(&[]);
+    for (path, value) in adds {
+        b.add(path, value);
+    }
+    b.finish()
+}
+
+/// Splices `patch` into `text` and checks that the result reads as the patched value.
+fn spliced(splicer: &mut Splicer, text: &str, patch: &Patch) -> String {
+    let old = parse(text).unwrap();
+    let out = splicer
+        .splice_patches(text, &old, &[(None, patch.clone())])
+        .unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    let mut want = old;
+    patch.apply(&mut want).unwrap();
+    assert_eq!(parse(&out).unwrap(), want, "{out}");
+    out
+}
+
+fn refused(text: &str, patch: &Patch) -> String {
+    let old = parse(text).unwrap();
+    Splicer::default()
+        .splice_patches(text, &old, &[(None, patch.clone())])
+        .expect_err("it is not spliced")
+        .0
+}
+
+#[test]
+fn what_goes_into_an_inner_mapping_comes_before_what_goes_after_it() {
+    // `labels` and `metadata` end on the same line: the new label is written first.
+    let text = "spec:\n  template:\n    metadata:\n      labels:\n        app: a\n";
+    let p = patch(vec![
+        (
+            &["spec", "template", "metadata", "annotations"],
+            json!({}).into(),
+        ),
+        (
+            &["spec", "template", "metadata", "annotations", "x"],
+            json!("1").into(),
+        ),
+        (
+            &["spec", "template", "metadata", "labels", "l"],
+            json!("2").into(),
+        ),
+    ]);
+    assert_eq!(
+        spliced(&mut Splicer::default(), text, &p),
+        "spec:\n  template:\n    metadata:\n      labels:\n        app: a\n        l: '2'\n      \
+         annotations:\n        x: '1'\n"
+    );
+}
+
+#[test]
+fn items_go_before_the_item_whose_place_they_take() {
+    let text =
+        "spec:\n  initContainers:\n  # the user's own\n  - name: mine\n  volumes:\n  - name: v\n";
+    let p = patch(vec![
+        (
+            &["spec", "initContainers", "0"],
+            json!({"name": "linkerd-init"}).into(),
+        ),
+        (
+            &["spec", "initContainers", "1"],
+            Added::Shared(proxy(), "8080".into()),
+        ),
+        (&["spec", "volumes", "-"], json!({"name": "end"}).into()),
+    ]);
+    let out = spliced(&mut Splicer::default(), text, &p);
+    assert!(
+        out.starts_with(
+            "spec:\n  initContainers:\n  # the user's own\n  - name: linkerd-init\n  - name: \
+             linkerd-proxy\n"
+        ),
+        "{out}"
+    );
+    assert!(out.ends_with("  - name: mine\n  volumes:\n  - name: v\n  - name: end\n"));
+}
+
+#[test]
+fn a_shared_value_is_rendered_once_and_its_hole_filled_per_document() {
+    let shared = proxy();
+    let mut splicer = Splicer::default();
+    let text = "spec:\n  containers:\n  - name: app\n";
+    for ports in ["8080,9090", "", "a: b", "#x", "true", "two\nlines", "'q'"] {
+        let p = patch(vec![(
+            &["spec", "containers", "-"],
+            Added::Shared(shared.clone(), ports.into()),
+        )]);
+        spliced(&mut splicer, text, &p);
+    }
+    let counts = splicer.counts();
+    assert_eq!((counts.rendered, counts.reused, counts.patched), (1, 6, 7));
+}
+
+#[test]
+fn created_containers_are_written_whole_in_the_document_style() {
+    // Four spaces a level, lists indented under their key.
+    let text = "kind: Pod\nspec:\n    containers:\n        -   name: app\n";
+    let p = patch(vec![
+        (&["metadata"], json!({}).into()),
+        (&["metadata", "annotations"], json!({}).into()),
+        (&["metadata", "annotations", "a"], json!("b").into()),
+        (&["spec", "volumes"], json!([]).into()),
+        (
+            &["spec", "volumes", "-"],
+            json!({"name": "v", "emptyDir": {}}).into(),
+        ),
+    ]);
+    let out = spliced(&mut Splicer::default(), text, &p);
+    assert!(
+        out.contains("    volumes:\n        - name: v\n          emptyDir: {}\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("metadata:\n    annotations:\n        a: b\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn line_ends_and_a_missing_final_one_are_kept() {
+    let text = "a:\r\n  b: 1\r\n  c: 2";
+    let p = patch(vec![(&["a", "d"], json!({"e": [1]}).into())]);
+    let out = spliced(&mut Splicer::default(), text, &p);
+    assert_eq!(
+        out,
+        "a:\r\n  b: 1\r\n  c: 2\r\n  d:\r\n    e:\r\n    - 1\r\n"
+    );
+}
+
+#[test]
+fn a_scalar_given_another_value_is_replaced_in_place() {
+    let text = "metadata:\n  annotations:\n    n: 1   # a number\n";
+    let p = patch(vec![(&["metadata", "annotations", "n"], json!("1").into())]);
+    assert_eq!(
+        spliced(&mut Splicer::default(), text, &p),
+        "metadata:\n  annotations:\n    n: '1'   # a number\n"
+    );
+}
+
+#[test]
+fn a_list_items_patches_go_into_its_items() {
+    let text = "kind: List\nitems:\n- kind: A\n  metadata: {name: a}\n- kind: B\n";
+    let old = parse(text).unwrap();
+    let p = patch(vec![(&["spec"], json!({"x": 1}).into())]);
+    let out = Splicer::default()
+        .splice_patches(text, &old, &[(Some(1), p.clone())])
+        .unwrap();
+    let mut want = old;
+    p.apply(&mut want["items"][1]).unwrap();
+    assert_eq!(parse(&out).unwrap(), want);
+    assert!(out.ends_with("- kind: B\n  spec:\n    x: 1\n"), "{out}");
+}
+
+#[test]
+fn what_could_read_differently_is_refused() {
+    let add = |path: &[&str]| patch(vec![(path, json!({"k": "v"}).into())]);
+    let cases: Vec<(&str, Patch, &str)> = vec![
+        ("a: {b: 1}\n", add(&["a", "c"]), "flow node"),
+        ("a: x\nb: 0o0o\n \t\n", add(&["c"]), "blank lines"),
+        ("a: &x\n  b: 1\nc: *x\n", add(&["a", "d"]), "anchor"),
+        (
+            "a:\n  b: 1\nc:\n  <<: {d: 1}\n",
+            add(&["a", "e"]),
+            "merge keys",
+        ),
+        ("a: [1]\n", add(&["a", "-"]), "flow node"),
+        ("a:\n  b: 1\n", add(&["a", "b"]), "collection"),
+        ("a:\n  b: 1\n", add(&["x", "y"]), "not there"),
+        (
+            "a:\n- - 1\n",
+            add(&["a", "0", "-"]),
+            "does not start its line",
+        ),
+    ];
+    for (text, p, why) in cases {
+        let got = refused(text, &p);
+        assert!(got.contains(why), "{text:?}: {got}");
+    }
+    // A text ending in a literal block, before blank lines, could take them in.
+    let literal = patch(vec![(&["a", "c"], json!({"d": "one\ntwo\n"}).into())]);
+    assert!(refused("a:\n  b: 1\n\n  \nz: 1\n", &literal).contains("blank lines"));
+    spliced(&mut Splicer::default(), "a:\n  b: 1\nz: 1\n", &literal);
+}
+
+#[test]
+fn a_value_that_is_not_what_the_text_says_is_refused() {
+    let text = "a:\n  b: 1\n";
+    let other = json!({"a": {"c": 1}});
+    let p = patch(vec![(&["a", "d"], json!(1).into())]);
+    let e = Splicer::default()
+        .splice_patches(text, &other, &[(None, p)])
+        .unwrap_err();
+    assert!(e.0.contains("not what the text says"), "{e}");
+}
