@@ -25,7 +25,7 @@ use crate::annotations as a;
 use crate::config::overrides::{self, Annotations, Warning};
 use crate::config::Values;
 use crate::decide::{self, Origin, Report, SkipReason};
-use crate::patch::{Added, Patch, PatchBuilder};
+use crate::patch::{Added, Patch, PatchBuilder, Shared};
 use crate::render::{self, PodFacts, RenderError};
 use crate::workload::{self, Category, Identity, PodTemplate, ShapeError};
 
@@ -553,8 +553,9 @@ pub fn emit(
     }
     let native = values.proxy.native_sidecar;
     let vols = &c.volumes;
+    let shared = |v: &Arc<Shared>| Added::Shared(v.clone(), String::new());
     if let Some(v) = &vols.xtables_lock {
-        b.add(&["spec", "volumes", "-"], v.clone());
+        b.add(&["spec", "volumes", "-"], shared(v));
     }
     b.add(
         &["spec", "initContainers", if native { "0" } else { "-" }],
@@ -574,12 +575,12 @@ pub fn emit(
             Added::Shared(debug.clone(), String::new()),
         );
     }
-    b.add(&["spec", "volumes", "-"], vols.end_entity.clone());
+    b.add(&["spec", "volumes", "-"], shared(&vols.end_entity));
     if let Some(v) = &vols.podinfo {
-        b.add(&["spec", "volumes", "-"], v.clone());
+        b.add(&["spec", "volumes", "-"], shared(v));
     }
     if let Some(v) = &vols.token {
-        b.add(&["spec", "volumes", "-"], v.clone());
+        b.add(&["spec", "volumes", "-"], shared(v));
     }
     let proxy = c.proxy(&resolved.facts.inbound_ports);
     if native {

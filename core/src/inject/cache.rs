@@ -151,9 +151,31 @@ pub struct Containers {
     pub init: Arc<Shared>,
     /// The proxy, with a hole for the inbound ports of each pod.
     proxy: Arc<Shared>,
-    pub volumes: Volumes,
+    pub volumes: SharedVolumes,
     /// The debug container, when the pod asks for it.
     pub debug: Option<Arc<Shared>>,
+}
+
+/// The volumes of [`render::volumes`], shared like the containers (a writer knows them by
+/// their `Arc`).
+#[derive(Debug)]
+pub struct SharedVolumes {
+    pub xtables_lock: Option<Arc<Shared>>,
+    pub end_entity: Arc<Shared>,
+    pub podinfo: Option<Arc<Shared>>,
+    pub token: Option<Arc<Shared>>,
+}
+
+impl From<Volumes> for SharedVolumes {
+    fn from(v: Volumes) -> SharedVolumes {
+        let shared = |v: Value| Arc::new(Shared::new(v));
+        SharedVolumes {
+            xtables_lock: v.xtables_lock.map(shared),
+            end_entity: shared(v.end_entity),
+            podinfo: v.podinfo.map(shared),
+            token: v.token.map(shared),
+        }
+    }
 }
 
 impl Containers {
@@ -176,7 +198,7 @@ impl Containers {
         Ok(Containers {
             init: Arc::new(Shared::new(init)),
             proxy: Arc::new(Shared::with_hole(proxy, render::set_inbound_ports)),
-            volumes: render::volumes(values),
+            volumes: SharedVolumes::from(render::volumes(values)),
             debug: config
                 .debug_sidecar
                 .then(|| Arc::new(Shared::new(render::debug_container(values)))),

@@ -100,6 +100,15 @@ fn index(token: &str, bound: usize) -> Result<usize, Unspliceable> {
     Ok(at)
 }
 
+/// A path token unescaped (RFC 6901), borrowed when it holds no escape (a patch's paths are
+/// built from unescaped tokens, so each is well escaped).
+fn decoded(token: &str) -> Cow<'_, str> {
+    match jsonptr::Token::from_encoded(token) {
+        Ok(t) if token.contains('~') => Cow::Owned(t.decoded().into_owned()),
+        _ => Cow::Borrowed(token),
+    }
+}
+
 /// What the adds do to one block collection of the text.
 enum Change<'p> {
     /// New entries after the mapping's last.
@@ -268,13 +277,16 @@ impl Splicer {
         if text.contains("<<") {
             return unspliceable("it uses merge keys");
         }
+        if other_line_breaks(text) {
+            return unspliceable("it breaks lines other than with LF or CRLF");
+        }
         let root = read(text)?;
         let mut placed = Placed::default();
         for (item, patch) in patches {
             let prefix = item.map(|i| [Cow::Borrowed("items"), Cow::Owned(i.to_string())]);
             for (path, added) in patch.adds() {
                 let mut tokens: Vec<Cow<'_, str>> = prefix.iter().flatten().cloned().collect();
-                tokens.extend(path.tokens().map(|t| Cow::Owned(t.decoded().into_owned())));
+                tokens.extend(path.as_str().split('/').skip(1).map(decoded));
                 placed.place(&root, doc, &tokens, New::of(added))?;
             }
         }
@@ -358,7 +370,10 @@ impl Splicer {
                     }
                 }
                 if !lines.is_empty() {
-                    let at = doc.after(*end, dash_col);
+                    // An empty last item has no text to end: the list ends after its dash
+                    // (found by fuzzing).
+                    let last = dashes.last().map_or(*end, |d| (*end).max(d + 1));
+                    let at = doc.after(last, dash_col);
                     edits.push((at, at, ended(doc, at, lines, literal_end)?));
                 }
             }
@@ -462,6 +477,19 @@ impl Splicer {
     }
 }
 
+/// Whether the text breaks a line in a way YAML reads and the line arithmetic here does not:
+/// a carriage return alone, or (YAML 1.1, which libyaml reads) NEL, LS or PS (a bare carriage
+/// return found by fuzzing).
+fn other_line_breaks(text: &str) -> bool {
+    let bare_cr = text.contains('\r')
+        && text
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'\r' && w[1] != b'\n')
+        || text.ends_with('\r');
+    bare_cr || !text.is_ascii() && text.contains(['\u{85}', '\u{2028}', '\u{2029}'])
+}
+
 /// Renders a shared value at one place, with [`MARK`] in its hole, and checks it: alone, it
 /// must read as the one entry or item it stands for, and the mark must stand once, as a
 /// plain scalar ending its line, where any one-line scalar can stand instead.
@@ -506,14 +534,18 @@ fn shared_text(
 
 /// Lines inserted at `at`, checked against what follows them: a line of blanks with a tab
 /// can read differently after them (an error after a block list), and a text that ends in a
-/// literal block takes in the blank lines after it. At the end of a text that lacks a final
-/// line end, they need one first.
+/// literal block takes in the blank lines after it. Nothing is inserted at the end of a text
+/// that lacks a final line end: the one it would need first can be the content of a literal
+/// block ending there (found by fuzzing; the CLI's documents always end their lines).
 fn ended(
     doc: &Doc<'_>,
     at: usize,
     lines: String,
     literal_end: bool,
 ) -> Result<String, Unspliceable> {
+    if at == doc.text.len() && !doc.text.is_empty() && !doc.text.ends_with('\n') {
+        return unspliceable("the text lacks a final line end");
+    }
     let rest = doc.text.get(at..).unwrap_or_default();
     for line in rest.split('\n') {
         let content = line.trim_end_matches('\r');
@@ -524,12 +556,7 @@ fn ended(
             return unspliceable("blank lines follow where lines are inserted");
         }
     }
-    let unterminated = at == doc.text.len() && !doc.text.is_empty() && !doc.text.ends_with('\n');
-    Ok(if unterminated {
-        format!("\n{lines}")
-    } else {
-        lines
-    })
+    Ok(lines)
 }
 
 #[cfg(test)]

@@ -139,13 +139,24 @@ fn created_containers_are_written_whole_in_the_document_style() {
 }
 
 #[test]
-fn line_ends_and_a_missing_final_one_are_kept() {
-    let text = "a:\r\n  b: 1\r\n  c: 2";
+fn line_ends_are_kept() {
+    let text = "a:\r\n  b: 1\r\n  c: 2\r\n";
     let p = patch(vec![(&["a", "d"], json!({"e": [1]}).into())]);
     let out = spliced(&mut Splicer::default(), text, &p);
     assert_eq!(
         out,
         "a:\r\n  b: 1\r\n  c: 2\r\n  d:\r\n    e:\r\n    - 1\r\n"
+    );
+    // Without a final line end, what ends the text could take in the one lines would need.
+    assert!(refused("a:\n  b: |\n    :", &p).contains("final line end"));
+}
+
+#[test]
+fn an_item_goes_after_an_empty_last_item() {
+    let p = patch(vec![(&["a", "-"], json!("x").into())]);
+    assert_eq!(
+        spliced(&mut Splicer::default(), "a:\n- 1\n-\nb: 2\n", &p),
+        "a:\n- 1\n-\n- x\nb: 2\n"
     );
 }
 
@@ -193,6 +204,8 @@ fn what_could_read_differently_is_refused() {
             add(&["a", "0", "-"]),
             "does not start its line",
         ),
+        ("a:\n  b: 1\rc: 2\n", add(&["a", "d"]), "other than"),
+        ("a:\n  b: 1\u{2028}c: 2\n", add(&["a", "d"]), "other than"),
     ];
     for (text, p, why) in cases {
         let got = refused(text, &p);
