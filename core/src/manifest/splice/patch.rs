@@ -280,6 +280,9 @@ impl Splicer {
         if other_line_breaks(text) {
             return unspliceable("it breaks lines other than with LF or CRLF");
         }
+        if explicit_keys(text) {
+            return unspliceable("it has an explicit key (`? `)");
+        }
         let root = read(text)?;
         let mut placed = Placed::default();
         for (item, patch) in patches {
@@ -335,6 +338,9 @@ impl Splicer {
                 }
                 let indent = doc.col(first.key_start);
                 let at = doc.after(*end, indent);
+                if next_content(doc, at).is_some_and(|(col, _)| col >= indent) {
+                    return unspliceable("the mapping goes on after its last entry's text");
+                }
                 let mut lines = String::new();
                 let mut literal_end = false;
                 for (k, new) in added {
@@ -374,6 +380,10 @@ impl Splicer {
                     // (found by fuzzing).
                     let last = dashes.last().map_or(*end, |d| (*end).max(d + 1));
                     let at = doc.after(last, dash_col);
+                    let goes_on = |(col, item)| col > dash_col || col == dash_col && item;
+                    if next_content(doc, at).is_some_and(goes_on) {
+                        return unspliceable("the list goes on after its last item's text");
+                    }
                     edits.push((at, at, ended(doc, at, lines, literal_end)?));
                 }
             }
@@ -477,6 +487,24 @@ impl Splicer {
     }
 }
 
+/// The first line from `at` on that holds more than blanks or a comment: its indentation,
+/// and whether it is a list item (`-` and a blank). Where a collection's text ends is known
+/// from its last node's span, and an empty node has none (found by fuzzing): what follows
+/// must not belong to the collection.
+fn next_content(doc: &Doc<'_>, at: usize) -> Option<(usize, bool)> {
+    doc.text.get(at..)?.split('\n').find_map(|line| {
+        let content = line.trim_start_matches(' ');
+        let blank = content.trim_matches([' ', '\t', '\r']).is_empty();
+        if blank || content.starts_with('#') {
+            return None;
+        }
+        let item = content
+            .strip_prefix('-')
+            .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\r']));
+        Some((line.len() - content.len(), item))
+    })
+}
+
 /// Whether the text breaks a line in a way YAML reads and the line arithmetic here does not:
 /// a carriage return alone, or (YAML 1.1, which libyaml reads) NEL, LS or PS (a bare carriage
 /// return found by fuzzing).
@@ -488,6 +516,24 @@ fn other_line_breaks(text: &str) -> bool {
             .any(|w| w[0] == b'\r' && w[1] != b'\n')
         || text.ends_with('\r');
     bare_cr || !text.is_ascii() && text.contains(['\u{85}', '\u{2028}', '\u{2029}'])
+}
+
+/// Whether a line starts (after its indentation and any list dashes) with `?`, the explicit
+/// key indicator: such a key can start on a later line, deeper than its mapping's entries,
+/// and the mapping's indentation is no longer its first key's column (found by fuzzing).
+fn explicit_keys(text: &str) -> bool {
+    text.contains('?')
+        && text.lines().any(|line| {
+            let mut rest = line.trim_start_matches(' ');
+            while let Some(r) = rest
+                .strip_prefix('-')
+                .filter(|r| r.starts_with([' ', '\t']))
+            {
+                rest = r.trim_start_matches([' ', '\t']);
+            }
+            rest.strip_prefix('?')
+                .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\r']))
+        })
 }
 
 /// Renders a shared value at one place, with [`MARK`] in its hole, and checks it: alone, it
@@ -532,9 +578,11 @@ fn shared_text(
     })
 }
 
-/// Lines inserted at `at`, checked against what follows them: a line of blanks with a tab
-/// can read differently after them (an error after a block list), and a text that ends in a
-/// literal block takes in the blank lines after it. Nothing is inserted at the end of a text
+/// Lines inserted at `at`, checked against what follows them. A line of blanks there is
+/// refused: with a tab it can read differently after them (an error after a block list), and
+/// with spaces deeper than a literal block before it, it is that block's content, which the
+/// lines would cut off (found by fuzzing). A text that ends in a literal block takes in the
+/// empty lines after it, so it goes before none. Nothing is inserted at the end of a text
 /// that lacks a final line end: the one it would need first can be the content of a literal
 /// block ending there (found by fuzzing; the CLI's documents always end their lines).
 fn ended(
@@ -552,7 +600,7 @@ fn ended(
         if content.bytes().any(|b| !matches!(b, b' ' | b'\t')) {
             break;
         }
-        if content.contains('\t') || literal_end && !rest.is_empty() {
+        if !content.is_empty() || literal_end && !rest.is_empty() {
             return unspliceable("blank lines follow where lines are inserted");
         }
     }

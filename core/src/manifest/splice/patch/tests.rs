@@ -205,6 +205,14 @@ fn what_could_read_differently_is_refused() {
             "does not start its line",
         ),
         ("a:\n  b: 1\rc: 2\n", add(&["a", "d"]), "other than"),
+        ("? \n  k\n", add(&["l"]), "explicit key"),
+        ("a:\n- 1\nb:\n-\n-\n", add(&["c"]), "goes on after"),
+        ("a:\n- ? k\n  : v\n", add(&["a", "0", "l"]), "explicit key"),
+        (
+            "a:\n  b: |\n   x\n    \nc: 1\n",
+            add(&["a", "d"]),
+            "blank lines",
+        ),
         ("a:\n  b: 1\u{2028}c: 2\n", add(&["a", "d"]), "other than"),
     ];
     for (text, p, why) in cases {
