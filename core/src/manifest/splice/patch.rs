@@ -284,6 +284,9 @@ impl Splicer {
             return unspliceable("it has an explicit key (`? `)");
         }
         let root = read(text)?;
+        if !flow_ends_hold(text, &root) {
+            return unspliceable("a flow node's span does not end at its bracket");
+        }
         let mut placed = Placed::default();
         for (item, patch) in patches {
             let prefix = item.map(|i| [Cow::Borrowed("items"), Cow::Owned(i.to_string())]);
@@ -484,6 +487,21 @@ impl Splicer {
             out.push_str(after);
         }
         Ok(text.literal_end)
+    }
+}
+
+/// Whether every flow collection's span ends just past its closing bracket: after a trailing
+/// comma and a line end, the reader's end can stop short of it (found by fuzzing), and lines
+/// inserted after the span would land inside the node.
+fn flow_ends_hold(text: &str, node: &Node) -> bool {
+    match node {
+        Node::Scalar { .. } => true,
+        Node::Map { flow, end, .. } | Node::Seq { flow, end, .. } if *flow => {
+            let close = text.as_bytes().get(end.wrapping_sub(1));
+            matches!(close, Some(b'}' | b']'))
+        }
+        Node::Map { entries, .. } => entries.iter().all(|e| flow_ends_hold(text, &e.value)),
+        Node::Seq { items, .. } => items.iter().all(|i| flow_ends_hold(text, i)),
     }
 }
 
