@@ -490,6 +490,14 @@ impl Splicer {
     }
 }
 
+/// Whether the text may hold a block scalar that keeps its final line ends (`|+`, `>2+`, …).
+fn keeps_empty_lines(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter()
+        .enumerate()
+        .any(|(i, &c)| matches!(c, b'|' | b'>') && b[i + 1..b.len().min(i + 3)].contains(&b'+'))
+}
+
 /// Whether every flow collection's span ends just past its closing bracket: after a trailing
 /// comma and a line end, the reader's end can stop short of it (found by fuzzing), and lines
 /// inserted after the span would land inside the node.
@@ -600,7 +608,8 @@ fn shared_text(
 /// refused: with a tab it can read differently after them (an error after a block list), and
 /// with spaces deeper than a literal block before it, it is that block's content, which the
 /// lines would cut off (found by fuzzing). A text that ends in a literal block takes in the
-/// empty lines after it, so it goes before none. Nothing is inserted at the end of a text
+/// empty lines after it, so it goes before none; so does a text with a block scalar that
+/// keeps its final line ends (`|+`), whose empty lines the lines could cut off (fuzzing). Nothing is inserted at the end of a text
 /// that lacks a final line end: the one it would need first can be the content of a literal
 /// block ending there (found by fuzzing; the CLI's documents always end their lines).
 fn ended(
@@ -618,7 +627,8 @@ fn ended(
         if content.bytes().any(|b| !matches!(b, b' ' | b'\t')) {
             break;
         }
-        if !content.is_empty() || literal_end && !rest.is_empty() {
+        let empty_taken = literal_end || keeps_empty_lines(doc.text);
+        if !content.is_empty() || empty_taken && !rest.is_empty() {
             return unspliceable("blank lines follow where lines are inserted");
         }
     }

@@ -206,6 +206,7 @@ fn what_could_read_differently_is_refused() {
         ),
         ("a:\n  b: 1\rc: 2\n", add(&["a", "d"]), "other than"),
         ("? \n  k\n", add(&["l"]), "explicit key"),
+        ("a:\n  k: |+\n\nb: 1\n", add(&["a", "l"]), "blank lines"),
         ("a:\n- {b: 1,\n  }\n", add(&["a", "-"]), "bracket"),
         ("a:\n- 1\nb:\n-\n-\n", add(&["c"]), "goes on after"),
         ("a:\n- ? k\n  : v\n", add(&["a", "0", "l"]), "explicit key"),
