@@ -2,12 +2,14 @@
 # Seeds the fuzz corpora from the test fixtures:
 #   corpus/manifest:  the fixture inputs and every CLI case's expected stdout;
 #   corpus/admission: an AdmissionReview for each Pod or pod template found in them;
-#   corpus/splice:    each fixture input behind the three bytes that choose the change.
-# Then: cargo +nightly fuzz run manifest -- -max_total_time=600   (and `admission`, `splice`)
+#   corpus/splice:    each fixture input behind the three bytes that choose the change;
+#   corpus/splice_patch: each fixture input behind the four bytes that choose the patch.
+# Then: cargo +nightly fuzz run manifest -- -max_total_time=600
+#   (and `admission`, `splice`, `splice_patch`)
 set -euo pipefail
 cd "$(dirname "$0")"
 fixtures=../tests/fixtures
-mkdir -p corpus/manifest corpus/admission corpus/splice
+mkdir -p corpus/manifest corpus/admission corpus/splice corpus/splice_patch
 cp "$fixtures"/inputs/*.yaml corpus/manifest/
 for golden in "$fixtures"/cli/*/stdout.golden; do
   [ -s "$golden" ] && cp "$golden" "corpus/manifest/$(basename "$(dirname "$golden")").golden"
@@ -50,3 +52,11 @@ for f in "$fixtures"/inputs/*.yaml; do
   done
 done
 cp "$fixtures"/fuzz/splice/* corpus/splice/ 2>/dev/null || true
+i=0
+for f in "$fixtures"/inputs/*.yaml; do
+  for choice in '\x00\x02\x00\x00' '\x01\x05\x01\x03' '\x02\x03\x02\x05' '\x03\x01\x04\x02'; do
+    { printf "$choice"; cat "$f"; } > "corpus/splice_patch/seed-$i"
+    i=$((i + 1))
+  done
+done
+cp "$fixtures"/fuzz/splice_patch/* corpus/splice_patch/ 2>/dev/null || true
