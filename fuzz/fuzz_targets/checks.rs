@@ -41,34 +41,22 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
     cli::run(cli, &mut &stdin[..])
 }
 
-fn inject(stdin: &[u8]) -> Output {
-    run(
-        &[
-            "proxy-injector",
-            "inject",
-            "--manual",
-            "--values",
-            values_file(),
-            "-",
-        ],
-        stdin,
-    )
+/// `inject --manual` with the example values, and `extra` flags.
+fn inject_with(stdin: &[u8], extra: &[&str]) -> Output {
+    let mut args = vec![
+        "proxy-injector",
+        "inject",
+        "--manual",
+        "--values",
+        values_file(),
+    ];
+    args.extend_from_slice(extra);
+    args.push("-");
+    run(&args, stdin)
 }
 
-fn inject_json(stdin: &[u8]) -> Output {
-    run(
-        &[
-            "proxy-injector",
-            "inject",
-            "--manual",
-            "--values",
-            values_file(),
-            "-o",
-            "json",
-            "-",
-        ],
-        stdin,
-    )
+fn inject(stdin: &[u8]) -> Output {
+    inject_with(stdin, &[])
 }
 
 fn uninject(stdin: &[u8]) -> Output {
@@ -139,7 +127,7 @@ pub fn manifest(data: &[u8]) {
     }
     // The YAML output, written into each document's text, holds what the JSON output holds,
     // which is the patched value serialised.
-    let json = inject_json(data);
+    let json = inject_with(data, &["-o", "json"]);
     assert_eq!(json.code, 0, "inject -o json failed: {}", json.stderr);
     let as_json: Vec<serde_json::Value> = json
         .stdout

@@ -417,36 +417,43 @@ impl Splicer {
             }
             (New::Shared(shared, fill), _) => self.shared(doc, lead, col, shared, fill, out),
             (New::Map(entries), Lead::Key(k)) => {
-                let key = scalar(&Value::String(k.clone()));
-                if entries.is_empty() {
-                    let _ = writeln!(out, "{:col$}{key}: {{}}", "");
-                    return Ok(false);
-                }
-                let _ = writeln!(out, "{:col$}{key}:", "");
-                let mut literal_end = false;
-                for (k, v) in entries {
-                    literal_end =
-                        self.render(doc, &Lead::Key(k.clone()), col + doc.step, v, out)?;
-                }
-                Ok(literal_end)
+                let children = entries
+                    .iter()
+                    .map(|(k, v)| (Lead::Key(k.clone()), col + doc.step, v));
+                self.created(doc, k, col, "{}", children, out)
             }
             (New::Seq(items), Lead::Key(k)) => {
-                let key = scalar(&Value::String(k.clone()));
-                if items.is_empty() {
-                    let _ = writeln!(out, "{:col$}{key}: []", "");
-                    return Ok(false);
-                }
-                let _ = writeln!(out, "{:col$}{key}:", "");
-                let mut literal_end = false;
-                for v in items {
-                    literal_end = self.render(doc, &Lead::Dash, doc.list_col(col), v, out)?;
-                }
-                Ok(literal_end)
+                let children = items.iter().map(|v| (Lead::Dash, doc.list_col(col), v));
+                self.created(doc, k, col, "[]", children, out)
             }
             (New::Map(_) | New::Seq(_), Lead::Dash) => {
                 unspliceable("a list item that later adds fill")
             }
         }
+    }
+
+    /// Writes a mapping or list an add created, as the entry `key` at column `col`: its
+    /// children on the lines below, each at its own lead and column, or `empty` on the line.
+    fn created<'c, 'p: 'c>(
+        &mut self,
+        doc: &Doc<'_>,
+        key: &str,
+        col: usize,
+        empty: &str,
+        children: impl ExactSizeIterator<Item = (Lead, usize, &'c New<'p>)>,
+        out: &mut String,
+    ) -> Result<bool, Unspliceable> {
+        let key = scalar(&Value::String(key.to_string()));
+        if children.len() == 0 {
+            let _ = writeln!(out, "{:col$}{key}: {empty}", "");
+            return Ok(false);
+        }
+        let _ = writeln!(out, "{:col$}{key}:", "");
+        let mut literal_end = false;
+        for (lead, col, child) in children {
+            literal_end = self.render(doc, &lead, col, child, out)?;
+        }
+        Ok(literal_end)
     }
 
     /// Writes a shared value: its text at this place rendered and checked once, this
