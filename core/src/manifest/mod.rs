@@ -261,7 +261,10 @@ impl Writer {
         doc: &Value,
         patches: &[(Option<usize>, crate::patch::Patch)],
     ) -> Result<Written, json_patch::PatchError> {
-        if self.format == Format::Yaml && patches.iter().any(|(_, p)| !p.is_empty()) {
+        if patches.iter().all(|(_, p)| p.is_empty()) {
+            return Ok(self.write(out, doc, Some((text, doc))));
+        }
+        if self.format == Format::Yaml {
             if let Ok(spliced) = self.splicer.splice_patches(text, doc, patches) {
                 out.push_str(&spliced);
                 separate(out, Some(text));

@@ -237,3 +237,68 @@ fn a_value_that_is_not_what_the_text_says_is_refused() {
         .unwrap_err();
     assert!(e.0.contains("not what the text says"), "{e}");
 }
+
+/// What `inject --manual` adds to Deployments written in two styles (and a List of them)
+/// goes the direct way, every document of a config after the first reuses the shared texts,
+/// and each result reads as the patched value. Were the direct way to refuse, the output
+/// would be the same, written the slow way: this keeps that from happening unnoticed.
+#[test]
+fn real_injection_patches_are_written_directly() {
+    use crate::config::{self, overrides::Annotations};
+    use crate::inject::{self, Mode, RenderCache, Request};
+    use crate::manifest::{Format, Writer, Written};
+
+    let mut values = config::load([]).unwrap();
+    values.identity_trust_anchors_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n".into();
+    let values = Arc::new(values);
+    let (none, cache) = (Annotations::new(), RenderCache::default());
+    let req =
+        Request::cli(&values, "linkerd", "t", Mode::Full, &none, &none).cached(&cache, &values);
+    let two_space = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web  # front\n\
+                     spec:\n  template:\n    metadata:\n      labels:\n        app: web\n    \
+                     spec:\n      containers:\n      - name: web\n        image: nginx\n        \
+                     ports:\n        - containerPort: 8080\n";
+    let four_space = "kind: Deployment\nmetadata:\n    name: api\nspec:\n    template:\n        \
+                      spec:\n            initContainers:\n                - name: migrate\n\
+                      \x20                 image: m\n            containers:\n                \
+                      - {name: api, image: a}\n";
+    let list = format!(
+        "kind: List\nitems:\n- {}\n",
+        two_space.replace('\n', "\n  ").trim_end()
+    );
+    let mut writer = Writer::new(Format::Yaml);
+    let mut after = Vec::new();
+    for text in [two_space, two_space, four_space, list.as_str()] {
+        let doc = parse(text).unwrap();
+        let patches: Vec<(Option<usize>, Patch)> = match doc["kind"].as_str() {
+            Some("List") => vec![(
+                Some(0),
+                inject::inject(&doc["items"][0], &req).unwrap().patch,
+            )],
+            _ => vec![(None, inject::inject(&doc, &req).unwrap().patch)],
+        };
+        let mut out = String::new();
+        let written = writer
+            .write_patched(&mut out, text, &doc, &patches)
+            .unwrap();
+        assert_eq!(written, Written::Spliced, "{text}");
+        let mut want = doc.clone();
+        for (item, p) in &patches {
+            let target = match item {
+                Some(i) => &mut want["items"][*i],
+                None => &mut want,
+            };
+            p.apply(target).unwrap();
+        }
+        let body = out.strip_suffix("---\n").unwrap();
+        assert_eq!(parse(body).unwrap(), want, "{body}");
+        assert_eq!(body.contains("# front"), text.contains("# front"), "{body}");
+        after.push(writer.counts());
+    }
+    let counts = writer.counts();
+    assert_eq!((counts.patched, counts.full_checks), (4, 0));
+    // The second document of a style renders nothing: the init container, the proxy and the
+    // three volumes are copies.
+    assert_eq!(after[1].rendered, after[0].rendered, "{after:?}");
+    assert_eq!(after[1].reused - after[0].reused, 5, "{after:?}");
+}
