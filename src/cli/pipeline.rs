@@ -228,13 +228,11 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
                     };
                     let result = transform(&original, |v| {
                         check_object(v)?;
-                        let r =
-                            uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))?;
-                        Ok(vec![r])
+                        uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))
                     });
                     match result {
-                        Ok((value, mut rs)) => {
-                            reports.append(&mut rs);
+                        Ok((value, rs)) => {
+                            reports.extend(rs.into_iter().map(|(_, r)| r));
                             let doc = (text.as_str(), &original, &value);
                             write(&mut out, doc, &mut writer, || locate(stream, i), &mut notes);
                         }
@@ -269,29 +267,33 @@ enum DocError {
     Other(String),
 }
 
+/// Results of a document (`None`) or of each item of its `List`.
+type ByItem<T> = Vec<(Option<usize>, T)>;
+
 /// Runs `f` on a copy of the document, or on each item of a `kind: List` (its first failing
-/// item fails the whole list; `null` items stay and are reported as missing their kind).
-fn transform(
+/// item fails the whole list; `null` items stay and are reported as missing their kind); each
+/// result comes with the item it is of (`None`: the document).
+fn transform<T>(
     original: &Value,
-    mut f: impl FnMut(&mut Value) -> Result<Vec<Report>, DocError>,
-) -> Result<(Value, Vec<Report>), DocError> {
+    mut f: impl FnMut(&mut Value) -> Result<T, DocError>,
+) -> Result<(Value, ByItem<T>), DocError> {
     let mut value = original.clone();
     let is_list = value.get("kind").and_then(Value::as_str) == Some("List");
     if !is_list {
-        let reports = f(&mut value)?;
-        return Ok((value, reports));
+        let result = f(&mut value)?;
+        return Ok((value, vec![(None, result)]));
     }
-    let mut reports = Vec::new();
+    let mut results = Vec::new();
     if let Some(items) = value.get_mut("items").and_then(Value::as_array_mut) {
         for (i, item) in items.iter_mut().enumerate() {
-            let mut rs = f(item).map_err(|e| match e {
+            let result = f(item).map_err(|e| match e {
                 DocError::Other(m) => DocError::Other(format!("items[{i}]: {m}")),
                 refused => refused,
             })?;
-            reports.append(&mut rs);
+            results.push((Some(i), result));
         }
     }
-    Ok((value, reports))
+    Ok((value, results))
 }
 
 /// A document must be a mapping (or blank).
@@ -309,7 +311,7 @@ fn check_object(v: &Value) -> Result<(), DocError> {
 enum Injected {
     /// The silent uninject removed nothing: the patches of the document (`None`) or of each
     /// item of its `List`, to be written into its text as they are.
-    Patches(Vec<(Option<usize>, Patch)>),
+    Patches(ByItem<Patch>),
     /// The value to write: uninjected, then patched.
     Value(Value),
 }
@@ -321,37 +323,17 @@ fn inject_doc(
     req: &Request<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<(Injected, Vec<Report>), DocError> {
-    let mut value = original.clone();
-    let (mut patches, mut reports, mut uninjected) = (Vec::new(), Vec::new(), false);
-    if value.get("kind").and_then(Value::as_str) != Some("List") {
-        let (report, patch, removed) = inject_one(&mut value, req, warnings)?;
-        uninjected = removed;
-        patches.push((None, patch));
-        reports.push(report);
-    } else if let Some(items) = value.get_mut("items").and_then(Value::as_array_mut) {
-        for (i, item) in items.iter_mut().enumerate() {
-            let (report, patch, removed) =
-                inject_one(item, req, warnings).map_err(|e| match e {
-                    DocError::Other(m) => DocError::Other(format!("items[{i}]: {m}")),
-                    refused => refused,
-                })?;
-            uninjected |= removed;
-            patches.push((Some(i), patch));
-            reports.push(report);
-        }
-    }
+    let (mut value, results) = transform(original, |v| inject_one(v, req, warnings))?;
+    let uninjected = results.iter().any(|(_, (_, _, removed))| *removed);
+    let (patches, reports): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .map(|(item, (report, patch, _))| ((item, patch), report))
+        .unzip();
     if !uninjected {
         return Ok((Injected::Patches(patches), reports));
     }
-    for (item, patch) in patches.iter().filter(|(_, p)| !p.is_empty()) {
-        let target = match item {
-            Some(i) => &mut value["items"][*i],
-            None => &mut value,
-        };
-        patch
-            .apply(target)
-            .map_err(|e| DocError::Other(format!("applying the injection patch: {e}")))?;
-    }
+    manifest::apply_patches(&mut value, &patches)
+        .map_err(|e| DocError::Other(format!("applying the injection patch: {e}")))?;
     Ok((Injected::Value(value), reports))
 }
 

@@ -272,13 +272,7 @@ impl Writer {
             }
         }
         let mut value = doc.clone();
-        for (item, patch) in patches.iter().filter(|(_, p)| !p.is_empty()) {
-            let target = match item {
-                Some(i) => &mut value["items"][*i],
-                None => &mut value,
-            };
-            patch.apply(target)?;
-        }
+        apply_patches(&mut value, patches)?;
         Ok(self.write(out, &value, Some((text, doc))))
     }
 
@@ -286,6 +280,22 @@ impl Writer {
     pub fn counts(&self) -> splice::Counts {
         self.splicer.counts()
     }
+}
+
+/// Applies `patches` to a document: each at the document's root (`None`), or at the given
+/// item of its `List`.
+pub fn apply_patches(
+    doc: &mut Value,
+    patches: &[(Option<usize>, crate::patch::Patch)],
+) -> Result<(), json_patch::PatchError> {
+    for (item, patch) in patches.iter().filter(|(_, p)| !p.is_empty()) {
+        let target = match item {
+            Some(i) => &mut doc["items"][*i],
+            None => &mut *doc,
+        };
+        patch.apply(target)?;
+    }
+    Ok(())
 }
 
 /// The separator after a YAML document, with the line end of its text.

@@ -11,18 +11,21 @@
 //!   it takes (its dash line), or after the last one, at the list's dash column: the places
 //!   the diff uses;
 //! - a mapping or list that an add creates and later adds fill is written whole, as one entry;
-//! - the shared proxy and init containers (`Added::Shared`) are rendered and checked once per
-//!   config, lead, column and document style, and then copied, the pod's inbound ports written
-//!   into their one hole as a one-line scalar; other values go through the splicer's memory of
-//!   checked texts (`Splicer::part`).
+//! - the shared proxy, init container and volumes (`Added::Shared`) are rendered and checked
+//!   once per config, lead, column and document style, and then copied, the pod's inbound
+//!   ports written into the proxy's one hole as a one-line scalar; other values go through the
+//!   splicer's memory of checked texts (`Splicer::part`).
 //!
 //! Nothing is read back, so nothing is placed where the surroundings could change how it
-//! reads: every mapping and list on a path must be in block style and hold what the document's
-//! value holds there (the same keys in the same order, the same number of items), inserted
-//! lines may not be followed by blank lines holding a tab, nor a text ending in a literal block
-//! by blank lines at all, and the text may not use anchors, aliases, tags or merge keys. Where
-//! any of that fails this returns [`Unspliceable`], and the caller applies the patch and writes
-//! the document the general way, which checks what it writes.
+//! reads. Every mapping and list on a path must be in block style and hold what the
+//! document's value holds there (the same keys in the same order, the same number of items);
+//! the text may not use anchors, aliases, tags, merge keys or explicit keys, nor break lines
+//! other than with LF or CRLF, and its flow nodes' spans must end at their brackets; what
+//! follows inserted lines must not belong to the collection they go into, nor be a line of
+//! blanks (or an empty line, where a literal block could take it in: [`following`]). Each of
+//! these was found by fuzzing or by the tests. Where any fails this returns [`Unspliceable`],
+//! and the caller applies the patch and writes the document the general way, which checks
+//! what it writes.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -31,8 +34,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    apply, ends_in_literal, read, scalar, unspliceable, Doc, Lead, Node, Part, Splicer,
-    Unspliceable, REMEMBERED,
+    apply, blanks_follow, ends_in_literal, read, scalar, unspliceable, Doc, Lead, Node, Part,
+    Splicer, Unspliceable, REMEMBERED,
 };
 use crate::patch::{Added, Patch, Shared};
 
@@ -165,6 +168,7 @@ impl<'n, 'p> Placed<'n, 'p> {
             let Some((token, tail)) = rest.split_first() else {
                 return unspliceable("an add replaces the whole document");
             };
+            let depth = tokens.len() - rest.len();
             match node {
                 Node::Map {
                     flow: false,
@@ -177,7 +181,6 @@ impl<'n, 'p> Placed<'n, 'p> {
                     if !same_keys {
                         return unspliceable("a mapping is not what the text says");
                     }
-                    let depth = tokens.len() - rest.len();
                     let i = self.change(node, depth, || Change::Entries(Vec::new()));
                     let Change::Entries(added) = &mut self.changes[i].2 else {
                         return unspliceable("a mapping taken for a list");
@@ -208,7 +211,7 @@ impl<'n, 'p> Placed<'n, 'p> {
                         return unspliceable("a list is not what the text says");
                     };
                     let fresh = || Change::Items((0..items.len()).map(Slot::Old).collect());
-                    let i = self.change(node, tokens.len() - rest.len(), fresh);
+                    let i = self.change(node, depth, fresh);
                     let Change::Items(slots) = &mut self.changes[i].2 else {
                         return unspliceable("a list taken for a mapping");
                     };
@@ -350,7 +353,8 @@ impl Splicer {
                     literal_end =
                         self.render(doc, &Lead::Key(k.clone()), indent, new, &mut lines)?;
                 }
-                edits.push((at, at, ended(doc, at, lines, literal_end)?));
+                following(doc, at, literal_end)?;
+                edits.push((at, at, lines));
             }
             (Node::Seq { items, end, .. }, Change::Items(slots)) => {
                 let dashes: Vec<usize> = items
@@ -387,7 +391,8 @@ impl Splicer {
                     if next_content(doc, at).is_some_and(goes_on) {
                         return unspliceable("the list goes on after its last item's text");
                     }
-                    edits.push((at, at, ended(doc, at, lines, literal_end)?));
+                    following(doc, at, literal_end)?;
+                    edits.push((at, at, lines));
                 }
             }
             _ => {}
@@ -611,35 +616,24 @@ fn shared_text(
     })
 }
 
-/// Lines inserted at `at`, checked against what follows them. A line of blanks there is
-/// refused: with a tab it can read differently after them (an error after a block list), and
-/// with spaces deeper than a literal block before it, it is that block's content, which the
-/// lines would cut off (found by fuzzing). A text that ends in a literal block takes in the
-/// empty lines after it, so it goes before none; so does a text with a block scalar that
-/// keeps its final line ends (`|+`), whose empty lines the lines could cut off (fuzzing). Nothing is inserted at the end of a text
-/// that lacks a final line end: the one it would need first can be the content of a literal
-/// block ending there (found by fuzzing; the CLI's documents always end their lines).
-fn ended(
-    doc: &Doc<'_>,
-    at: usize,
-    lines: String,
-    literal_end: bool,
-) -> Result<String, Unspliceable> {
+/// Whether lines may be inserted at `at`, by what follows. A line of blanks there is refused
+/// (`blanks_follow`): with a tab it can read differently after them (an error after a block
+/// list), and with spaces deeper than a literal block before it, it is that block's content,
+/// which the lines would cut off (found by fuzzing). An empty line there is refused where a
+/// literal block could take it in: the inserted text's own last one, or a block before `at`
+/// that keeps its final line ends (`|+`, found by fuzzing). Nothing is inserted at the end of
+/// a text that lacks a final line end: the one it would need first can be the content of a
+/// literal block ending there (found by fuzzing; the CLI's documents always end their lines).
+fn following(doc: &Doc<'_>, at: usize, literal_end: bool) -> Result<(), Unspliceable> {
     if at == doc.text.len() && !doc.text.is_empty() && !doc.text.ends_with('\n') {
         return unspliceable("the text lacks a final line end");
     }
     let rest = doc.text.get(at..).unwrap_or_default();
-    for line in rest.split('\n') {
-        let content = line.trim_end_matches('\r');
-        if content.bytes().any(|b| !matches!(b, b' ' | b'\t')) {
-            break;
-        }
-        let empty_taken = literal_end || keeps_empty_lines(doc.text);
-        if !content.is_empty() || empty_taken && !rest.is_empty() {
-            return unspliceable("blank lines follow where lines are inserted");
-        }
+    let empty_next = rest.starts_with('\n') || rest.starts_with("\r\n");
+    if blanks_follow(doc.text, at) || empty_next && (literal_end || keeps_empty_lines(doc.text)) {
+        return unspliceable("blank lines follow where lines are inserted");
     }
-    Ok(lines)
+    Ok(())
 }
 
 #[cfg(test)]
