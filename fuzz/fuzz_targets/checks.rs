@@ -2,7 +2,8 @@
 //! (`tests/fuzz_regressions.rs`), which run them on every input a fuzzer once crashed.
 //!
 //! `manifest`: the offline CLI on arbitrary bytes, `inject --manual` and `uninject`, as a
-//! user runs them. No panic; an error leaves stdout empty; inject is idempotent (byte for
+//! user runs them. Every document reads with the one-pass reader (`manifest::read`) as with
+//! serde_yaml (`manifest::parse`): the same value, or the same error. No panic; an error leaves stdout empty; inject is idempotent (byte for
 //! byte); uninject(inject(x)) has the same values as uninject(x) (but for control-plane
 //! components, whose metadata uninject leaves alone).
 //!
@@ -115,6 +116,16 @@ fn normalise(v: &mut serde_json::Value) {
 }
 
 pub fn manifest(data: &[u8]) {
+    let docs = std::str::from_utf8(data)
+        .ok()
+        .and_then(|text| manifest::split(text).ok());
+    for d in docs.iter().flatten() {
+        assert_eq!(
+            manifest::read(d).map(|p| p.value),
+            manifest::parse(d),
+            "the one-pass reader and serde_yaml read differently:\n{d}"
+        );
+    }
     let once = inject(data);
     let plain = uninject(data);
     for out in [&once, &plain] {

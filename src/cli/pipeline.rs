@@ -53,7 +53,7 @@ fn style() -> Style {
 /// changed document that could not be spliced gets a `--verbose` line saying why.
 fn write(
     out: &mut String,
-    (text, original, value): (&str, &Value, &Value),
+    (text, original, value): (&str, &manifest::Parsed, &Value),
     writer: &mut Writer,
     name: impl FnOnce() -> String,
     notes: &mut Vec<String>,
@@ -148,7 +148,7 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
             }
         };
         for (i, text) in docs.iter().enumerate() {
-            let original = match manifest::parse(text) {
+            let original = match manifest::read(text) {
                 Ok(v) => v,
                 Err(e) => {
                     // A document that does not parse ends its stream, as upstream.
@@ -156,24 +156,25 @@ pub fn inject(args: &InjectArgs, stdin: &mut dyn Read) -> Result<Output, UsageEr
                     continue 'streams;
                 }
             };
-            let result = inject_doc(&original, &req, &mut warnings).and_then(|(injected, rs)| {
-                reports.extend(rs);
-                if !errors.is_empty() {
-                    return Ok(());
-                }
-                let written = match injected {
-                    Injected::Patches(patches) => writer
-                        .write_patched(&mut out, text, &original, &patches)
-                        .map_err(|e| {
-                            DocError::Other(format!("applying the injection patch: {e}"))
-                        })?,
-                    Injected::Value(value) => {
-                        writer.write(&mut out, &value, Some((text, &original)))
+            let result =
+                inject_doc(&original.value, &req, &mut warnings).and_then(|(injected, rs)| {
+                    reports.extend(rs);
+                    if !errors.is_empty() {
+                        return Ok(());
                     }
-                };
-                note(written, || locate(stream, i), &mut notes);
-                Ok(())
-            });
+                    let written = match injected {
+                        Injected::Patches(patches) => writer
+                            .write_patched(&mut out, text, &original, &patches)
+                            .map_err(|e| {
+                                DocError::Other(format!("applying the injection patch: {e}"))
+                            })?,
+                        Injected::Value(value) => {
+                            writer.write(&mut out, &value, Some((text, &original)))
+                        }
+                    };
+                    note(written, || locate(stream, i), &mut notes);
+                    Ok(())
+                });
             match result {
                 Ok(()) => {}
                 Err(DocError::Refused(e)) => errors.push(e),
@@ -219,14 +220,14 @@ pub fn uninject(args: &UninjectArgs, stdin: &mut dyn Read) -> Result<Output, Usa
             Err(e) => errors.push(format!("{}: {e}", stream.name)),
             Ok(docs) => {
                 for (i, text) in docs.iter().enumerate() {
-                    let original = match manifest::parse(text) {
+                    let original = match manifest::read(text) {
                         Ok(v) => v,
                         Err(e) => {
                             errors.push(format!("{}: {e}", locate(stream, i)));
                             break;
                         }
                     };
-                    let result = transform(&original, |v| {
+                    let result = transform(&original.value, |v| {
                         check_object(v)?;
                         uninject::uninject(v).map_err(|e| DocError::Other(e.to_string()))
                     });

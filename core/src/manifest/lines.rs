@@ -1,8 +1,8 @@
 //! Where the objects of a document are, in lines and columns, for reports that point into the
 //! user's file (`check -o sarif`). The positions come from the YAML reader's own marks
-//! (`saphyr-parser`, as the splicer uses), never from searching the text.
+//! (libyaml's, as the splicer uses them: `libyaml.rs`), never from searching the text.
 
-use saphyr_parser::{Event, Marker, Parser, Span};
+use super::libyaml::{Event, Events, Kind};
 
 /// A stretch of a document's text: 1-based lines, 1-based columns counted in characters
 /// (Unicode code points); the end is the position just past the object's last character.
@@ -26,13 +26,19 @@ pub struct Objects {
 /// A document the reader refuses gives what was read before the error: the caller has parsed
 /// the document already and reports its errors; positions are a help, not a verdict.
 pub fn objects(doc: &str) -> Objects {
-    let mut out = Objects::default();
     let mut walk = Walk::default();
-    for event in Parser::new_from_str(doc) {
-        let Ok((event, span)) = event else { break };
-        walk.step(&event, &span, &mut out);
+    for event in Events::new(doc) {
+        let Ok(event) = event else { break };
+        walk.step(&event);
     }
-    out
+    Objects {
+        root: walk.root.map(|(start, end)| region(doc, start, end)),
+        items: walk
+            .items
+            .iter()
+            .map(|&(start, end)| region(doc, start, end))
+            .collect(),
+    }
 }
 
 /// The reader's position in the tree: how deep it is, and what the root's and the `items`
@@ -46,66 +52,70 @@ struct Walk {
     after_items_key: bool,
     /// The depth of the `items` list's children while the reader is inside it.
     items_depth: Option<usize>,
-    /// Where the root, or the current item, started.
-    root_start: Option<Marker>,
-    item_start: Option<Marker>,
+    /// Where the root, or the current item, started (bytes).
+    root_start: Option<usize>,
+    item_start: Option<usize>,
     /// Just past the last character read: the end of the last scalar or flow collection. (A
     /// block collection's end event sits at the next token, past any comments between.)
-    last_end: Marker,
+    last_end: usize,
+    /// Where the root and each item start and end.
+    root: Option<(usize, usize)>,
+    items: Vec<(usize, usize)>,
 }
 
 impl Walk {
-    fn step(&mut self, event: &Event<'_>, span: &Span, out: &mut Objects) {
-        match event {
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                self.node_starts(span, matches!(event, Event::SequenceStart(..)));
+    fn step(&mut self, event: &Event) {
+        match &event.kind {
+            Kind::MappingStart { .. } | Kind::SequenceStart { .. } => {
+                let is_seq = matches!(event.kind, Kind::SequenceStart { .. });
+                self.node_starts(event.start, is_seq);
                 self.depth += 1;
             }
-            Event::MappingEnd | Event::SequenceEnd => {
+            Kind::MappingEnd | Kind::SequenceEnd => {
                 self.depth = self.depth.saturating_sub(1);
-                if span.end.index() > span.start.index() {
-                    self.last_end = span.end;
+                if event.end > event.start {
+                    self.last_end = event.end;
                 }
-                self.node_ends(out);
+                self.node_ends();
             }
-            Event::Scalar(value, ..) => {
+            Kind::Scalar { value, .. } => {
                 let key_items = self.depth == 1 && self.root_children % 2 == 0 && value == "items";
-                self.node_starts(span, false);
-                self.last_end = span.end;
-                self.node_ends(out);
+                self.node_starts(event.start, false);
+                self.last_end = event.end;
+                self.node_ends();
                 if self.depth == 1 && self.root_children % 2 == 1 {
                     self.after_items_key = key_items;
                 }
             }
-            Event::Alias(_) => {
-                self.node_starts(span, false);
-                self.last_end = span.end;
-                self.node_ends(out);
+            Kind::Alias => {
+                self.node_starts(event.start, false);
+                self.last_end = event.end;
+                self.node_ends();
             }
-            _ => {}
+            Kind::DocumentStart | Kind::DocumentEnd => {}
         }
     }
 
     /// A node starts at the current depth (`self.depth` is its parent's depth + 1 for the root's
     /// children, and so on).
-    fn node_starts(&mut self, span: &Span, is_seq: bool) {
+    fn node_starts(&mut self, start: usize, is_seq: bool) {
         match self.depth {
-            0 => self.root_start = Some(span.start),
+            0 => self.root_start = Some(start),
             1 if is_seq && self.root_children % 2 == 1 && self.after_items_key => {
                 self.items_depth = Some(2);
             }
             1 => {}
-            d if self.items_depth == Some(d) => self.item_start = Some(span.start),
+            d if self.items_depth == Some(d) => self.item_start = Some(start),
             _ => {}
         }
     }
 
     /// A node ended, the reader now back at its parent's depth.
-    fn node_ends(&mut self, out: &mut Objects) {
+    fn node_ends(&mut self) {
         match self.depth {
             0 => {
                 if let Some(start) = self.root_start.take() {
-                    out.root = Some(region(start, self.last_end));
+                    self.root = Some((start, self.last_end));
                 }
             }
             1 => {
@@ -114,7 +124,7 @@ impl Walk {
             }
             d if self.items_depth == Some(d) => {
                 if let Some(start) = self.item_start.take() {
-                    out.items.push(region(start, self.last_end));
+                    self.items.push((start, self.last_end));
                 }
             }
             _ => {}
@@ -122,13 +132,24 @@ impl Walk {
     }
 }
 
-fn region(start: Marker, end: Marker) -> Region {
+fn region(doc: &str, start: usize, end: usize) -> Region {
+    let (start_line, start_column) = position(doc, start);
+    let (end_line, end_column) = position(doc, end);
     Region {
-        start_line: start.line(),
-        start_column: start.col() + 1,
-        end_line: end.line(),
-        end_column: end.col() + 1,
+        start_line,
+        start_column,
+        end_line,
+        end_column,
     }
+}
+
+/// The 1-based line and column (in characters) of byte `at`: lines end with `\n`, as
+/// `split_numbered` counts them.
+fn position(doc: &str, at: usize) -> (usize, usize) {
+    let before = doc.get(..at).unwrap_or(doc);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    (line, before[line_start..].chars().count() + 1)
 }
 
 #[cfg(test)]

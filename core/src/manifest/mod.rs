@@ -7,13 +7,16 @@
 //! spliced into its text (`splice.rs`); only what cannot be spliced is re-serialised
 //! (keeping its key order, since values preserve insertion order).
 
+mod libyaml;
 pub mod lines;
+mod reader;
 pub mod splice;
 mod strict;
 
 use serde_json::Value;
 
-pub use splice::{Splicer, Unspliceable};
+pub use reader::{read, Parsed};
+pub use splice::{Spans, Splicer, Unspliceable};
 pub use strict::StrictValue;
 
 /// Deeper flow nesting than this is refused before parsing: the YAML parser's own limit is
@@ -212,14 +215,14 @@ impl Writer {
     }
 
     /// Writes one document followed by its separator: `---\n` after YAML, `\n` after JSON.
-    /// `source` is the document's text as split and the value it was read as: in YAML, an
+    /// `source` is the document's text as split and what it was read as: in YAML, an
     /// unchanged document is written verbatim and a changed one with the change spliced into
     /// its text, keeping comments and formatting.
     pub fn write(
         &mut self,
         out: &mut String,
         value: &Value,
-        source: Option<(&str, &Value)>,
+        source: Option<(&str, &Parsed)>,
     ) -> Written {
         if self.format == Format::Json {
             out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "null".into()));
@@ -227,11 +230,14 @@ impl Writer {
             return Written::Serialised(None);
         }
         let written = match source {
-            Some((text, old)) if old == value => {
+            Some((text, old)) if old.value == *value => {
                 out.push_str(text);
                 Written::Unchanged
             }
-            Some((text, old)) => match self.splicer.splice(text, old, value) {
+            Some((text, old)) => match self
+                .splicer
+                .splice_with(text, &old.spans, &old.value, value)
+            {
                 Ok(spliced) => {
                     out.push_str(&spliced);
                     Written::Spliced
@@ -258,20 +264,23 @@ impl Writer {
         &mut self,
         out: &mut String,
         text: &str,
-        doc: &Value,
+        doc: &Parsed,
         patches: &[(Option<usize>, crate::patch::Patch)],
     ) -> Result<Written, json_patch::PatchError> {
         if patches.iter().all(|(_, p)| p.is_empty()) {
-            return Ok(self.write(out, doc, Some((text, doc))));
+            return Ok(self.write(out, &doc.value, Some((text, doc))));
         }
         if self.format == Format::Yaml {
-            if let Ok(spliced) = self.splicer.splice_patches(text, doc, patches) {
+            let spliced = self
+                .splicer
+                .splice_patches_with(text, &doc.spans, &doc.value, patches);
+            if let Ok(spliced) = spliced {
                 out.push_str(&spliced);
                 separate(out, Some(text));
                 return Ok(Written::Spliced);
             }
         }
-        let mut value = doc.clone();
+        let mut value = doc.value.clone();
         apply_patches(&mut value, patches)?;
         Ok(self.write(out, &value, Some((text, doc))))
     }

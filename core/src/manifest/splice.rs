@@ -2,8 +2,8 @@
 //!
 //! A changed document used to be re-serialised: its comments, quoting, indentation and list
 //! style were lost, and a diff of the file showed every line moved. Here the document's text
-//! is read with `saphyr-parser`, which gives the position of every node, into a tree of
-//! spans ([`Node`]); the old and new values are compared along that tree; and each
+//! is read (with its value, in one pass of libyaml: `reader.rs`) into a tree of spans giving
+//! the position of every node ([`Node`]); the old and new values are compared along that tree; and each
 //! difference becomes one edit of the text:
 //!
 //! - a key added to a block mapping becomes lines inserted after its last entry (and that
@@ -40,7 +40,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Value};
 
 /// Why a document was re-serialised instead of spliced.
@@ -52,13 +51,13 @@ fn unspliceable<T>(why: impl Into<String>) -> Result<T, Unspliceable> {
     Err(Unspliceable(why.into()))
 }
 
-/// A node of the document, with byte offsets into its text.
+/// A node of the document, with byte offsets into its text (read by `reader.rs`).
 #[derive(Debug)]
-enum Node {
+pub(super) enum Node {
     Scalar {
         start: usize,
         end: usize,
-        /// A literal (`|`) or folded (`>`) block: its span starts below its header.
+        /// A literal (`|`) or folded (`>`) block: its span starts at its indicator.
         block: bool,
     },
     Map {
@@ -76,11 +75,27 @@ enum Node {
 }
 
 #[derive(Debug)]
-struct Entry {
-    key: String,
-    key_start: usize,
-    key_end: usize,
-    value: Node,
+pub(super) struct Entry {
+    pub(super) key: String,
+    pub(super) key_start: usize,
+    pub(super) key_end: usize,
+    pub(super) value: Node,
+}
+
+/// Where the nodes of a document's text are, read with its value (`reader.rs`), or why the
+/// splicer cannot use them.
+#[derive(Debug)]
+pub struct Spans(pub(super) Result<Node, Unspliceable>);
+
+impl Spans {
+    /// Reads the spans of a text the caller has not read.
+    pub fn of(text: &str) -> Spans {
+        Spans(super::reader::spans(text))
+    }
+
+    pub(super) fn root(&self) -> Result<&Node, Unspliceable> {
+        self.0.as_ref().map_err(Clone::clone)
+    }
 }
 
 impl Entry {
@@ -94,7 +109,7 @@ impl Entry {
 }
 
 impl Node {
-    fn start(&self) -> usize {
+    pub(super) fn start(&self) -> usize {
         match self {
             Node::Scalar { start, .. } | Node::Map { start, .. } | Node::Seq { start, .. } => {
                 *start
@@ -103,7 +118,7 @@ impl Node {
     }
 
     /// One past the last byte of the node's content.
-    fn end(&self) -> usize {
+    pub(super) fn end(&self) -> usize {
         match self {
             Node::Scalar { end, .. } | Node::Map { end, .. } | Node::Seq { end, .. } => *end,
         }
@@ -156,11 +171,22 @@ struct Rendered {
 impl Splicer {
     /// `text` with `old`'s value changed into `new`'s, by edits of the text.
     pub fn splice(&mut self, text: &str, old: &Value, new: &Value) -> Result<String, Unspliceable> {
+        self.splice_with(text, &Spans::of(text), old, new)
+    }
+
+    /// [`Splicer::splice`], with the text's spans read already (with `old`).
+    pub fn splice_with(
+        &mut self,
+        text: &str,
+        spans: &Spans,
+        old: &Value,
+        new: &Value,
+    ) -> Result<String, Unspliceable> {
         if text.contains("<<") {
             return unspliceable("it uses merge keys");
         }
-        let root = read(text)?;
-        let doc = Doc::new(text, &root);
+        let root = spans.root()?;
+        let doc = Doc::new(text, root);
         if matches!(
             root,
             Node::Map { flow: true, .. } | Node::Seq { flow: true, .. }
@@ -168,7 +194,7 @@ impl Splicer {
             return unspliceable("it is written in flow style (JSON)");
         }
         let mut edits = Vec::new();
-        doc.diff(&root, old, new, None, &mut edits)?;
+        doc.diff(root, old, new, None, &mut edits)?;
         let crlf = text.contains("\r\n");
         let ends = |s: String| if crlf { s.replace('\n', "\r\n") } else { s };
         let (mut written, mut skeleton, mut placed) = (Vec::new(), Vec::new(), Vec::new());
@@ -358,179 +384,6 @@ fn hash_value(v: &Value, h: &mut impl Hasher) {
                 hash_value(x, h);
             }
         }
-    }
-}
-
-/// Reads the document's text into a tree of spans.
-fn read(text: &str) -> Result<Node, Unspliceable> {
-    let offsets = CharOffsets::new(text);
-    let mut parser = Parser::new_from_str(text);
-    // Open collections: the node being built, and for mappings the key awaiting its value.
-    let mut stack: Vec<(Node, Option<PendingKey>)> = Vec::new();
-    let mut root = None;
-    // A block sequence's event is placed at its first item, after the dash: at the `[` of
-    // `- [a]` it is the block list, and the flow list `[a]` starts at the same place next.
-    let mut previous_seq_start = None;
-    while let Some(event) = parser.next_event() {
-        let (event, span) = event.map_err(|e| Unspliceable(format!("unreadable: {e}")))?;
-        let (start, end) = offsets.span(&span);
-        let is_map = matches!(event, Event::MappingStart(..));
-        if !matches!(event, Event::SequenceStart(..)) {
-            previous_seq_start = None;
-        }
-        let node = match event {
-            Event::Alias(_) => return unspliceable("it uses an alias"),
-            Event::Scalar(value, style, anchor, tag) => {
-                if anchor != 0 || tag.is_some() {
-                    return unspliceable("it uses an anchor or a tag");
-                }
-                let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
-                // A block scalar's span runs on to the next token's indentation, over any
-                // blank lines after it. They are its content only when it keeps its final
-                // line ends (`|+`); otherwise it ends with its last content line, so that
-                // removing it leaves the blank lines (found by fuzzing the splicer).
-                let span = &text[start..end];
-                let keeps = value.len() - value.trim_end_matches('\n').len() > 1;
-                let end = if block && !keeps {
-                    start + span.trim_end_matches([' ', '\t', '\r', '\n']).len()
-                } else {
-                    start + span.trim_end_matches(' ').len()
-                };
-                if let Some((Node::Map { .. }, pending @ None)) = stack.last_mut() {
-                    *pending = Some((value.into_owned(), start, end));
-                    continue;
-                }
-                Node::Scalar { start, end, block }
-            }
-            Event::MappingStart(anchor, tag) | Event::SequenceStart(anchor, tag) => {
-                if anchor != 0 || tag.is_some() {
-                    return unspliceable("it uses an anchor or a tag");
-                }
-                let flow = is_flow(text, start, is_map, previous_seq_start == Some(start));
-                previous_seq_start = (!is_map).then_some(start);
-                let collection = if is_map {
-                    Node::Map {
-                        flow,
-                        start,
-                        end: start,
-                        entries: Vec::new(),
-                    }
-                } else {
-                    Node::Seq {
-                        flow,
-                        start,
-                        end: start,
-                        items: Vec::new(),
-                    }
-                };
-                if let Some((Node::Map { .. }, None)) = stack.last() {
-                    return unspliceable("it has a complex mapping key");
-                }
-                stack.push((collection, None));
-                continue;
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                let Some((mut node, _)) = stack.pop() else {
-                    return unspliceable("unbalanced collections");
-                };
-                if let Node::Map {
-                    flow: true, end: e, ..
-                }
-                | Node::Seq {
-                    flow: true, end: e, ..
-                } = &mut node
-                {
-                    *e = end;
-                }
-                node
-            }
-            _ => continue,
-        };
-        match stack.last_mut() {
-            None => root = Some(node),
-            Some((parent, pending)) => attach(parent, pending, node)?,
-        }
-    }
-    root.ok_or_else(|| Unspliceable("the document is empty".into()))
-}
-
-/// Whether a collection starting at `start` is written in flow style: a mapping that opens
-/// with `{`; a sequence that opens with `[` and is not the block list whose first item it is
-/// (`- [a]`), which follows a dash on its line unless another sequence starts there first.
-fn is_flow(text: &str, start: usize, is_map: bool, after_seq_here: bool) -> bool {
-    let opener = text.as_bytes().get(start).copied();
-    if is_map {
-        return opener == Some(b'{');
-    }
-    if opener != Some(b'[') {
-        return false;
-    }
-    let line = &text[text[..start].rfind('\n').map_or(0, |i| i + 1)..start];
-    let after_dash = line.trim_end_matches(' ').ends_with('-');
-    after_seq_here || !after_dash
-}
-
-/// A mapping key read, awaiting its value: the key, and where its text starts and ends.
-type PendingKey = (String, usize, usize);
-
-/// Adds a finished node to its parent collection.
-fn attach(
-    parent: &mut Node,
-    pending: &mut Option<PendingKey>,
-    node: Node,
-) -> Result<(), Unspliceable> {
-    // An empty value has no text; its position may be the next token's.
-    let node_end = match node {
-        Node::Scalar { start, end, .. } if start == end => 0,
-        ref n => n.end(),
-    };
-    match parent {
-        Node::Map { entries, end, .. } => {
-            let Some((key, key_start, key_end)) = pending.take() else {
-                return unspliceable("it has a complex mapping key");
-            };
-            *end = (*end).max(node_end).max(key_end);
-            entries.push(Entry {
-                key,
-                key_start,
-                key_end,
-                value: node,
-            });
-        }
-        Node::Seq { items, end, .. } => {
-            *end = (*end).max(node_end);
-            items.push(node);
-        }
-        Node::Scalar { .. } => return unspliceable("a scalar cannot hold a node"),
-    }
-    Ok(())
-}
-
-/// saphyr-parser counts in characters; edits need bytes.
-struct CharOffsets(Option<Vec<usize>>);
-
-impl CharOffsets {
-    fn new(text: &str) -> CharOffsets {
-        if text.is_ascii() {
-            return CharOffsets(None);
-        }
-        let mut v: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
-        v.push(text.len());
-        CharOffsets(Some(v))
-    }
-
-    fn byte(&self, chars: usize) -> usize {
-        match &self.0 {
-            None => chars,
-            Some(v) => v
-                .get(chars)
-                .copied()
-                .unwrap_or_else(|| v.last().copied().unwrap_or(0)),
-        }
-    }
-
-    fn span(&self, span: &Span) -> (usize, usize) {
-        (self.byte(span.start.index()), self.byte(span.end.index()))
     }
 }
 

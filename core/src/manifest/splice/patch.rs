@@ -20,8 +20,7 @@
 //! reads. Every mapping and list on a path must be in block style and hold what the
 //! document's value holds there (the same keys in the same order, the same number of items);
 //! the text may not use anchors, aliases, tags, merge keys or explicit keys, nor break lines
-//! other than with LF or CRLF, and its flow nodes' spans must end at their brackets; what
-//! follows inserted lines must not belong to the collection they go into, nor be a line of
+//! other than with LF or CRLF; what follows inserted lines must not belong to the collection they go into, nor be a line of
 //! blanks (or an empty line, where a literal block could take it in: [`following`]). Each of
 //! these was found by fuzzing or by the tests. Where any fails this returns [`Unspliceable`],
 //! and the caller applies the patch and writes the document the general way, which checks
@@ -34,7 +33,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    apply, blanks_follow, ends_in_literal, read, scalar, unspliceable, Doc, Lead, Node, Part,
+    apply, blanks_follow, ends_in_literal, scalar, unspliceable, Doc, Lead, Node, Part, Spans,
     Splicer, Unspliceable, REMEMBERED,
 };
 use crate::patch::{Added, Patch, Shared};
@@ -277,6 +276,17 @@ impl Splicer {
         doc: &Value,
         patches: &[(Option<usize>, Patch)],
     ) -> Result<String, Unspliceable> {
+        self.splice_patches_with(text, &Spans::of(text), doc, patches)
+    }
+
+    /// [`Splicer::splice_patches`], with the text's spans read already (with `doc`).
+    pub fn splice_patches_with(
+        &mut self,
+        text: &str,
+        spans: &Spans,
+        doc: &Value,
+        patches: &[(Option<usize>, Patch)],
+    ) -> Result<String, Unspliceable> {
         if text.contains("<<") {
             return unspliceable("it uses merge keys");
         }
@@ -286,20 +296,17 @@ impl Splicer {
         if explicit_keys(text) {
             return unspliceable("it has an explicit key (`? `)");
         }
-        let root = read(text)?;
-        if !flow_ends_hold(text, &root) {
-            return unspliceable("a flow node's span does not end at its bracket");
-        }
+        let root = spans.root()?;
         let mut placed = Placed::default();
         for (item, patch) in patches {
             let prefix = item.map(|i| [Cow::Borrowed("items"), Cow::Owned(i.to_string())]);
             for (path, added) in patch.adds() {
                 let mut tokens: Vec<Cow<'_, str>> = prefix.iter().flatten().cloned().collect();
                 tokens.extend(path.as_str().split('/').skip(1).map(decoded));
-                placed.place(&root, doc, &tokens, New::of(added))?;
+                placed.place(root, doc, &tokens, New::of(added))?;
             }
         }
-        let doc = Doc::new(text, &root);
+        let doc = Doc::new(text, root);
         let mut edits: Vec<(usize, usize, String)> = placed
             .scalars
             .iter()
@@ -508,21 +515,6 @@ fn keeps_empty_lines(text: &str) -> bool {
     b.iter()
         .enumerate()
         .any(|(i, &c)| matches!(c, b'|' | b'>') && b[i + 1..b.len().min(i + 3)].contains(&b'+'))
-}
-
-/// Whether every flow collection's span ends just past its closing bracket: after a trailing
-/// comma and a line end, the reader's end can stop short of it (found by fuzzing), and lines
-/// inserted after the span would land inside the node.
-fn flow_ends_hold(text: &str, node: &Node) -> bool {
-    match node {
-        Node::Scalar { .. } => true,
-        Node::Map { flow, end, .. } | Node::Seq { flow, end, .. } if *flow => {
-            let close = text.as_bytes().get(end.wrapping_sub(1));
-            matches!(close, Some(b'}' | b']'))
-        }
-        Node::Map { entries, .. } => entries.iter().all(|e| flow_ends_hold(text, &e.value)),
-        Node::Seq { items, .. } => items.iter().all(|i| flow_ends_hold(text, i)),
-    }
 }
 
 /// The first line from `at` on that holds more than blanks or a comment: its indentation,

@@ -207,7 +207,6 @@ fn what_could_read_differently_is_refused() {
         ("a:\n  b: 1\rc: 2\n", add(&["a", "d"]), "other than"),
         ("? \n  k\n", add(&["l"]), "explicit key"),
         ("a:\n  k: |+\n\nb: 1\n", add(&["a", "l"]), "blank lines"),
-        ("a:\n- {b: 1,\n  }\n", add(&["a", "-"]), "bracket"),
         ("a:\n- 1\nb:\n-\n-\n", add(&["c"]), "goes on after"),
         ("a:\n- ? k\n  : v\n", add(&["a", "0", "l"]), "explicit key"),
         (
@@ -225,6 +224,14 @@ fn what_could_read_differently_is_refused() {
     let literal = patch(vec![(&["a", "c"], json!({"d": "one\ntwo\n"}).into())]);
     assert!(refused("a:\n  b: 1\n\n  \nz: 1\n", &literal).contains("blank lines"));
     spliced(&mut Splicer::default(), "a:\n  b: 1\nz: 1\n", &literal);
+    // A flow node with a trailing comma before its line end: libyaml's span ends at its
+    // bracket (another parser's stopped at the comma, and the item went inside the node).
+    let out = spliced(
+        &mut Splicer::default(),
+        "a:\n- {b: 1,\n  }\n",
+        &add(&["a", "-"]),
+    );
+    assert_eq!(out, "a:\n- {b: 1,\n  }\n- k: v\n");
 }
 
 #[test]
@@ -269,7 +276,8 @@ fn real_injection_patches_are_written_directly() {
     let mut writer = Writer::new(Format::Yaml);
     let mut after = Vec::new();
     for text in [two_space, two_space, four_space, list.as_str()] {
-        let doc = parse(text).unwrap();
+        let parsed = crate::manifest::read(text).unwrap();
+        let doc = parsed.value.clone();
         let patches: Vec<(Option<usize>, Patch)> = match doc["kind"].as_str() {
             Some("List") => vec![(
                 Some(0),
@@ -279,7 +287,7 @@ fn real_injection_patches_are_written_directly() {
         };
         let mut out = String::new();
         let written = writer
-            .write_patched(&mut out, text, &doc, &patches)
+            .write_patched(&mut out, text, &parsed, &patches)
             .unwrap();
         assert_eq!(written, Written::Spliced, "{text}");
         let mut want = doc.clone();
