@@ -30,9 +30,9 @@ fn main() {
     let mut out = String::new();
     let mut writer = manifest::Writer::new(Format::Yaml);
     for (i, doc) in docs.iter().enumerate() {
-        match manifest::parse(doc) {
-            Ok(v) => {
-                writer.write(&mut out, &v, None);
+        match manifest::read(doc) {
+            Ok(parsed) => {
+                writer.write(&mut out, &parsed.value, None);
             }
             Err(e) => {
                 eprintln!("{path}: document {}: {e}", i + 1);
