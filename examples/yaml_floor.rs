@@ -27,7 +27,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut out = String::new();
+    let mut out = manifest::Rope::new();
     let mut writer = manifest::Writer::new(Format::Yaml);
     for (i, doc) in docs.iter().enumerate() {
         match manifest::read(doc) {
@@ -40,7 +40,12 @@ fn main() {
             }
         }
     }
-    if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes()) {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = out
+        .pieces()
+        .try_for_each(|p| stdout.write_all(p.as_bytes()))
+        .and_then(|_| stdout.flush());
+    if let Err(e) = written {
         eprintln!("stdout: {e}");
         std::process::exit(1);
     }

@@ -144,7 +144,7 @@ fn run(args: &[&str], stdin: &str) -> String {
     let cli = Cli::try_parse_from(argv).expect("arguments parse");
     let out = cli::run(cli, &mut stdin.as_bytes());
     assert_eq!(out.code, 0, "{}\n{stdin}", out.stderr);
-    out.stdout
+    out.stdout.to_string()
 }
 
 fn inject(text: &str, values: &str, manual: bool) -> String {

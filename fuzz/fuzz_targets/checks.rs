@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use clap::Parser;
 use kube::core::admission::AdmissionResponse;
-use proxy_injector::cli::{self, Cli, Output};
+use proxy_injector::cli::{self, Cli};
 use proxy_injector::config::{self, overrides::Annotations, Values};
 use proxy_injector::inject::{self, Request};
 use proxy_injector::manifest;
@@ -37,9 +37,21 @@ fn values_file() -> &'static str {
     })
 }
 
+/// What one run of the CLI wrote, stdout as one string.
+struct Output {
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
 fn run(args: &[&str], stdin: &[u8]) -> Output {
     let cli = Cli::try_parse_from(args).expect("the fuzz target's own flags parse");
-    cli::run(cli, &mut &stdin[..])
+    let out = cli::run(cli, &mut &stdin[..]);
+    Output {
+        stdout: out.stdout.to_string(),
+        stderr: out.stderr,
+        code: out.code,
+    }
 }
 
 /// `inject --manual` with the example values, and `extra` flags.

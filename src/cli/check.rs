@@ -26,9 +26,9 @@ pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError>
         Err(errors) => {
             return Ok(Output {
                 stdout: if sarif {
-                    sarif::failed(&errors)
+                    sarif::failed(&errors).into()
                 } else {
-                    String::new()
+                    Default::default()
                 },
                 stderr: format!("Error: {}\n", errors.join("\n")),
                 code: 1,
@@ -54,7 +54,7 @@ pub fn run(args: &CheckArgs, stdin: &mut dyn Read) -> Result<Output, UsageError>
         let _ = writeln!(stderr, "check failed: {f}");
     }
     Ok(Output {
-        stdout,
+        stdout: stdout.into(),
         stderr,
         code: if verdict.failures.is_empty() { 0 } else { 2 },
     })

@@ -33,7 +33,7 @@ pub fn completions(shell: clap_complete::Shell) -> Output {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), BIN_NAME, &mut script);
     Output {
-        stdout: String::from_utf8_lossy(&script).into_owned(),
+        stdout: String::from_utf8_lossy(&script).into_owned().into(),
         ..Output::default()
     }
 }
@@ -54,7 +54,7 @@ pub fn man(out_dir: Option<&Path>) -> Result<Output, UsageError> {
                 .render(&mut page)
                 .map_err(failed)?;
             Ok(Output {
-                stdout: String::from_utf8_lossy(&page).into_owned(),
+                stdout: String::from_utf8_lossy(&page).into_owned().into(),
                 ..Output::default()
             })
         }

@@ -17,6 +17,8 @@ mod sarif;
 
 use std::io::Write;
 
+use crate::manifest::Rope;
+
 pub use args::{CheckArgs, Cli, Command, ControlPlane, InjectArgs, PolicyArgs, UninjectArgs};
 pub use help::{parse, BIN_NAME, PLUGIN_BIN_NAME};
 pub use pipeline::InjectPlan;
@@ -35,10 +37,11 @@ pub enum UsageError {
 }
 
 /// What a command produced: stdout, stderr and the exit code. Kept in memory so that nothing
-/// half-written reaches stdout when a later document fails.
+/// half-written reaches stdout when a later document fails; stdout as a [`Rope`], so that the
+/// texts inject writes into every pod are held once.
 #[derive(Debug, Default)]
 pub struct Output {
-    pub stdout: String,
+    pub stdout: Rope,
     pub stderr: String,
     pub code: i32,
 }
@@ -61,7 +64,7 @@ pub fn run(cli: Cli, stdin: &mut dyn std::io::Read) -> Output {
         }
     };
     result.unwrap_or_else(|e| Output {
-        stdout: String::new(),
+        stdout: Rope::new(),
         stderr: format!("Error: {e}\n"),
         code: 1,
     })
@@ -69,9 +72,13 @@ pub fn run(cli: Cli, stdin: &mut dyn std::io::Read) -> Output {
 
 /// Writes an [`Output`] to the process's streams and returns its exit code.
 pub fn emit(out: &Output) -> i32 {
-    let mut so = std::io::stdout().lock();
+    let mut so = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = so.write_all(out.stdout.as_bytes()).and_then(|_| so.flush());
+    let _ = out
+        .stdout
+        .pieces()
+        .try_for_each(|p| so.write_all(p.as_bytes()))
+        .and_then(|_| so.flush());
     let mut se = std::io::stderr().lock();
     let _ = se.write_all(out.stderr.as_bytes());
     out.code

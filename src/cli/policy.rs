@@ -36,7 +36,7 @@ pub fn run(args: &PolicyArgs) -> Result<Output, UsageError> {
         }
     };
     Ok(Output {
-        stdout,
+        stdout: stdout.into(),
         ..Output::default()
     })
 }

@@ -10,12 +10,14 @@
 mod libyaml;
 pub mod lines;
 mod reader;
+mod rope;
 pub mod splice;
 mod strict;
 
 use serde_json::Value;
 
 pub use reader::{read, Parsed};
+pub use rope::Rope;
 pub use splice::{Spans, Splicer, Unspliceable};
 pub use strict::StrictValue;
 
@@ -104,7 +106,9 @@ pub fn split_numbered(stream: &str) -> Result<Vec<Document>, SplitError> {
 }
 
 /// Parses one document; blank and comment-only documents are `null`. YAML merge keys
-/// (`<<: *defaults`) are applied, as Kubernetes' YAML reader does.
+/// (`<<: *defaults`) are applied, as Kubernetes' YAML reader does. This is serde_yaml alone;
+/// the CLI reads its inputs with [`read`], which gives the same value (or error) and the
+/// positions of the nodes in one pass, and comes here for what it leaves to serde_yaml.
 pub fn parse(doc: &str) -> Result<Value, ParseError> {
     check_flow_depth(doc)?;
     if !doc.contains("<<") {
@@ -220,13 +224,13 @@ impl Writer {
     /// its text, keeping comments and formatting.
     pub fn write(
         &mut self,
-        out: &mut String,
+        out: &mut Rope,
         value: &Value,
         source: Option<(&str, &Parsed)>,
     ) -> Written {
         if self.format == Format::Json {
             out.push_str(&serde_json::to_string(value).unwrap_or_else(|_| "null".into()));
-            out.push('\n');
+            out.push_str("\n");
             return Written::Serialised(None);
         }
         let written = match source {
@@ -262,7 +266,7 @@ impl Writer {
     /// built only where they cannot. `Err` when a patch does not apply to the document.
     pub fn write_patched(
         &mut self,
-        out: &mut String,
+        out: &mut Rope,
         text: &str,
         doc: &Parsed,
         patches: &[(Option<usize>, crate::patch::Patch)],
@@ -275,7 +279,7 @@ impl Writer {
                 .splicer
                 .splice_patches_with(text, &doc.spans, &doc.value, patches);
             if let Ok(spliced) = spliced {
-                out.push_str(&spliced);
+                out.append(spliced);
                 separate(out, Some(text));
                 return Ok(Written::Spliced);
             }
@@ -308,7 +312,7 @@ pub fn apply_patches(
 }
 
 /// The separator after a YAML document, with the line end of its text.
-fn separate(out: &mut String, text: Option<&str>) {
+fn separate(out: &mut Rope, text: Option<&str>) {
     let crlf = text.is_some_and(|t| t.ends_with("\r\n"));
     out.push_str(if crlf { "---\r\n" } else { "---\n" });
 }

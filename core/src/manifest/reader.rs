@@ -14,7 +14,9 @@
 //! key, an integer beyond 64 bits, deep nesting, anything but one document, an error — is
 //! *declined*: the document is then parsed by serde_yaml itself ([`super::parse`]) and has no
 //! spans, so the splicer re-serialises it if it changes, as it always did for these. The two
-//! readers are compared on every test document and by the `manifest` fuzz target.
+//! readers are compared by the tests here (every kind of plain scalar, each declined case, a
+//! proptest) and by the `manifest` fuzz check, on every document of its input (the regression
+//! tests run it on every CLI fixture).
 
 use serde_json::{Map, Number, Value};
 

@@ -510,22 +510,37 @@ impl<'v> Edit<'v> {
 
 /// `text` with each `(from, to, insert)` applied, in the order given for equal positions.
 fn apply(text: &str, edits: &[(usize, usize, String)]) -> Result<String, Unspliceable> {
-    let mut order: Vec<usize> = (0..edits.len()).collect();
-    // Stable: edits at one position keep the order in which the diff made them.
-    order.sort_by_key(|&i| edits[i].0);
     let mut out =
         String::with_capacity(text.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
+    for (stretch, edit) in in_order(text, edits)? {
+        out.push_str(&text[stretch]);
+        if let Some(i) = edit {
+            out.push_str(&edits[i].2);
+        }
+    }
+    Ok(out)
+}
+
+/// Stretches of a text, each followed by the index of the edit that comes after it.
+type Stretches = Vec<(std::ops::Range<usize>, Option<usize>)>;
+
+/// The text cut at the edits: each stretch of it in order, then the index of the edit that
+/// follows it (`None` after the last stretch). Edits at one position keep the order in which
+/// they were made (a stable sort); edits that overlap are refused.
+fn in_order<T>(text: &str, edits: &[(usize, usize, T)]) -> Result<Stretches, Unspliceable> {
+    let mut order: Vec<usize> = (0..edits.len()).collect();
+    order.sort_by_key(|&i| edits[i].0);
+    let mut out = Vec::with_capacity(order.len() + 1);
     let mut at = 0;
     for i in order {
-        let (from, to, insert) = &edits[i];
+        let (from, to, _) = &edits[i];
         if *from < at || to < from || *to > text.len() {
             return unspliceable("two changes overlap");
         }
-        out.push_str(&text[at..*from]);
-        out.push_str(insert);
+        out.push((at..*from, Some(i)));
         at = *to;
     }
-    out.push_str(&text[at..]);
+    out.push((at..text.len(), None));
     Ok(out)
 }
 

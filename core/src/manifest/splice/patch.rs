@@ -20,9 +20,9 @@
 //! reads. Every mapping and list on a path must be in block style and hold what the
 //! document's value holds there (the same keys in the same order, the same number of items);
 //! the text may not use anchors, aliases, tags, merge keys or explicit keys, nor break lines
-//! other than with LF or CRLF; what follows inserted lines must not belong to the collection they go into, nor be a line of
-//! blanks (or an empty line, where a literal block could take it in: [`following`]). Each of
-//! these was found by fuzzing or by the tests. Where any fails this returns [`Unspliceable`],
+//! other than with LF or CRLF; what follows inserted lines must not belong to the collection
+//! they go into, nor be a line of blanks (or an empty line, where a literal block could take
+//! it in: [`following`]). Each of these was found by fuzzing or by the tests. Where any fails this returns [`Unspliceable`],
 //! and the caller applies the patch and writes the document the general way, which checks
 //! what it writes.
 
@@ -33,9 +33,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    apply, blanks_follow, ends_in_literal, scalar, unspliceable, Doc, Lead, Node, Part, Spans,
+    blanks_follow, ends_in_literal, in_order, scalar, unspliceable, Doc, Lead, Node, Part, Spans,
     Splicer, Unspliceable, REMEMBERED,
 };
+use crate::manifest::Rope;
 use crate::patch::{Added, Patch, Shared};
 
 /// A value an add writes into the text.
@@ -258,9 +259,10 @@ pub(super) struct SharedText {
     col: usize,
     step: usize,
     indented_lists: bool,
-    before: String,
+    /// Shared by every document that gets this text: held once in the output ([`Rope`]).
+    before: Arc<str>,
     /// `None`: the value has no hole, and `before` is all of it.
-    after: Option<String>,
+    after: Option<Arc<str>>,
     literal_end: bool,
 }
 
@@ -277,16 +279,18 @@ impl Splicer {
         patches: &[(Option<usize>, Patch)],
     ) -> Result<String, Unspliceable> {
         self.splice_patches_with(text, &Spans::of(text), doc, patches)
+            .map(|rope| rope.to_string())
     }
 
-    /// [`Splicer::splice_patches`], with the text's spans read already (with `doc`).
+    /// [`Splicer::splice_patches`], with the text's spans read already (with `doc`), as a
+    /// [`Rope`] that holds the shared texts by reference.
     pub fn splice_patches_with(
         &mut self,
         text: &str,
         spans: &Spans,
         doc: &Value,
         patches: &[(Option<usize>, Patch)],
-    ) -> Result<String, Unspliceable> {
+    ) -> Result<Rope, Unspliceable> {
         if text.contains("<<") {
             return unspliceable("it uses merge keys");
         }
@@ -307,10 +311,10 @@ impl Splicer {
             }
         }
         let doc = Doc::new(text, root);
-        let mut edits: Vec<(usize, usize, String)> = placed
+        let mut edits: Vec<(usize, usize, Rope)> = placed
             .scalars
             .iter()
-            .map(|&(from, to, v)| (from, to, scalar(v)))
+            .map(|&(from, to, v)| (from, to, Rope::from(scalar(v))))
             .collect();
         // Where a collection ends, the one it is in may end too: what goes into the inner one
         // is written first.
@@ -322,11 +326,18 @@ impl Splicer {
         }
         if text.contains("\r\n") {
             for e in &mut edits {
-                e.2 = e.2.replace('\n', "\r\n");
+                e.2 = e.2.with_crlf();
             }
         }
         self.counts.patched += 1;
-        apply(text, &edits)
+        let mut out = Rope::new();
+        for (stretch, edit) in in_order(text, &edits)? {
+            out.push_str(&text[stretch]);
+            if let Some(i) = edit {
+                out.append(std::mem::take(&mut edits[i].2));
+            }
+        }
+        Ok(out)
     }
 
     /// The insertions of one collection's change.
@@ -335,7 +346,7 @@ impl Splicer {
         doc: &Doc<'_>,
         node: &Node,
         change: &Change<'_>,
-        edits: &mut Vec<(usize, usize, String)>,
+        edits: &mut Vec<(usize, usize, Rope)>,
     ) -> Result<(), Unspliceable> {
         match (node, change) {
             (Node::Map { entries, end, .. }, Change::Entries(added)) if !added.is_empty() => {
@@ -354,7 +365,7 @@ impl Splicer {
                 if next_content(doc, at).is_some_and(|(col, _)| col >= indent) {
                     return unspliceable("the mapping goes on after its last entry's text");
                 }
-                let mut lines = String::new();
+                let mut lines = Rope::new();
                 let mut literal_end = false;
                 for (k, new) in added {
                     literal_end =
@@ -374,7 +385,7 @@ impl Splicer {
                 let Some(dash_col) = dashes.first().map(|d| doc.col(*d)) else {
                     return unspliceable("an empty block list");
                 };
-                let mut lines = String::new();
+                let mut lines = Rope::new();
                 let mut literal_end = false;
                 for slot in slots {
                     match slot {
@@ -415,7 +426,7 @@ impl Splicer {
         lead: &Lead,
         col: usize,
         new: &New<'_>,
-        out: &mut String,
+        out: &mut Rope,
     ) -> Result<bool, Unspliceable> {
         match (new, lead) {
             (New::Value(value), _) => {
@@ -453,7 +464,7 @@ impl Splicer {
         col: usize,
         empty: &str,
         children: impl ExactSizeIterator<Item = (Lead, usize, &'c New<'p>)>,
-        out: &mut String,
+        out: &mut Rope,
     ) -> Result<bool, Unspliceable> {
         let key = scalar(&Value::String(key.to_string()));
         if children.len() == 0 {
@@ -477,7 +488,7 @@ impl Splicer {
         col: usize,
         shared: &Arc<Shared>,
         fill: &str,
-        out: &mut String,
+        out: &mut Rope,
     ) -> Result<bool, Unspliceable> {
         let found = self.shared.iter().position(|t| {
             Arc::ptr_eq(&t.shared, shared)
@@ -500,10 +511,10 @@ impl Splicer {
             }
         };
         let text = &self.shared[i];
-        out.push_str(&text.before);
+        out.push_shared(&text.before);
         if let Some(after) = &text.after {
             out.push_str(&scalar(&Value::String(fill.to_string())));
-            out.push_str(after);
+            out.push_shared(after);
         }
         Ok(text.literal_end)
     }
@@ -586,13 +597,13 @@ fn shared_text(
         return unspliceable("an inserted entry does not read back as itself");
     }
     let (before, after) = match text.split_once(MARK) {
-        _ if !shared.has_hole() => (text.clone(), None),
+        _ if !shared.has_hole() => (Arc::from(text.as_str()), None),
         Some((b, a))
             if (b.ends_with(": ") || b.ends_with("- "))
                 && a.starts_with('\n')
                 && !a.contains(MARK) =>
         {
-            (b.to_string(), Some(a.to_string()))
+            (Arc::from(b), Some(Arc::from(a)))
         }
         _ => return unspliceable("a shared value's hole is not a one-line scalar"),
     };

@@ -285,7 +285,7 @@ fn real_injection_patches_are_written_directly() {
             )],
             _ => vec![(None, inject::inject(&doc, &req).unwrap().patch)],
         };
-        let mut out = String::new();
+        let mut out = crate::manifest::Rope::new();
         let written = writer
             .write_patched(&mut out, text, &parsed, &patches)
             .unwrap();
@@ -298,6 +298,7 @@ fn real_injection_patches_are_written_directly() {
             };
             p.apply(target).unwrap();
         }
+        let out = out.to_string();
         let body = out.strip_suffix("---\n").unwrap();
         assert_eq!(parse(body).unwrap(), want, "{body}");
         assert_eq!(body.contains("# front"), text.contains("# front"), "{body}");
