@@ -47,13 +47,10 @@ impl Rope {
             return;
         }
         self.len += s.len();
-        if let Some(Piece::Own(last)) = self.pieces.last_mut() {
-            if last.len() + s.len() <= CHUNK || last.len() < 64 {
-                last.push_str(s);
-                return;
-            }
+        match self.pieces.last_mut() {
+            Some(Piece::Own(last)) if last.len() + s.len() <= CHUNK => last.push_str(s),
+            _ => self.pieces.push(Piece::Own(s.to_string())),
         }
-        self.pieces.push(Piece::Own(s.to_string()));
     }
 
     /// Appends a shared text without copying it.
@@ -64,12 +61,16 @@ impl Rope {
         }
     }
 
-    /// Appends another rope's pieces.
+    /// Appends another rope's pieces: shared ones by reference, owned ones moved, or copied
+    /// into the last chunk where they fit.
     pub fn append(&mut self, other: Rope) {
+        self.len += other.len;
         for piece in other.pieces {
-            match piece {
-                Piece::Own(s) => self.push_str(&s),
-                Piece::Shared(s) => self.push_shared(&s),
+            match (self.pieces.last_mut(), piece) {
+                (Some(Piece::Own(last)), Piece::Own(s)) if last.len() + s.len() <= CHUNK => {
+                    last.push_str(&s)
+                }
+                (_, piece) => self.pieces.push(piece),
             }
         }
     }
@@ -121,18 +122,6 @@ impl From<String> for Rope {
     }
 }
 
-impl From<&str> for Rope {
-    fn from(s: &str) -> Rope {
-        Rope::from(s.to_string())
-    }
-}
-
-impl PartialEq for Rope {
-    fn eq(&self, other: &Rope) -> bool {
-        self.len == other.len && self.to_string() == other.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +164,8 @@ mod tests {
         assert!(chunks.iter().all(|&c| c <= CHUNK), "{chunks:?}");
         let mut all = Rope::new();
         all.append(out.clone());
-        all.append(Rope::from("end"));
+        all.append(Rope::from("end".to_string()));
+        assert_eq!(all.len(), out.len() + 3);
         assert_eq!(all.to_string(), out.to_string() + "end");
     }
 }

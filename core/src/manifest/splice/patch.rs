@@ -12,9 +12,10 @@
 //!   the diff uses;
 //! - a mapping or list that an add creates and later adds fill is written whole, as one entry;
 //! - the shared proxy, init container and volumes (`Added::Shared`) are rendered and checked
-//!   once per config, lead, column and document style, and then copied, the pod's inbound
-//!   ports written into the proxy's one hole as a one-line scalar; other values go through the
-//!   splicer's memory of checked texts (`Splicer::part`).
+//!   once per config, lead, column and document style, and then held by reference in the
+//!   output (a [`Rope`]), the pod's inbound ports written into the proxy's one hole as a
+//!   one-line scalar; other values go through the splicer's memory of checked texts
+//!   (`Splicer::part`).
 //!
 //! Nothing is read back, so nothing is placed where the surroundings could change how it
 //! reads. Every mapping and list on a path must be in block style and hold what the
@@ -22,9 +23,9 @@
 //! the text may not use anchors, aliases, tags, merge keys or explicit keys, nor break lines
 //! other than with LF or CRLF; what follows inserted lines must not belong to the collection
 //! they go into, nor be a line of blanks (or an empty line, where a literal block could take
-//! it in: [`following`]). Each of these was found by fuzzing or by the tests. Where any fails this returns [`Unspliceable`],
-//! and the caller applies the patch and writes the document the general way, which checks
-//! what it writes.
+//! it in: [`following`]). Each of these was found by fuzzing or by the tests. Where any
+//! fails this returns [`Unspliceable`], and the caller applies the patch and writes the
+//! document the general way, which checks what it writes.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
