@@ -31,12 +31,13 @@ pub fn objects(doc: &str) -> Objects {
         let Ok(event) = event else { break };
         walk.step(&event);
     }
+    let lines = Lines::new(doc);
     Objects {
-        root: walk.root.map(|(start, end)| region(doc, start, end)),
+        root: walk.root.map(|(start, end)| lines.region(start, end)),
         items: walk
             .items
             .iter()
-            .map(|&(start, end)| region(doc, start, end))
+            .map(|&(start, end)| lines.region(start, end))
             .collect(),
     }
 }
@@ -132,24 +133,41 @@ impl Walk {
     }
 }
 
-fn region(doc: &str, start: usize, end: usize) -> Region {
-    let (start_line, start_column) = position(doc, start);
-    let (end_line, end_column) = position(doc, end);
-    Region {
-        start_line,
-        start_column,
-        end_line,
-        end_column,
-    }
+/// Where each line of a document starts, found once: a `List` of many items asks for a
+/// position per item, and counting from the top each time would be quadratic.
+struct Lines<'d> {
+    doc: &'d str,
+    /// Byte offsets of line starts; lines end with `\n`, as `split_numbered` counts them.
+    starts: Vec<usize>,
 }
 
-/// The 1-based line and column (in characters) of byte `at`: lines end with `\n`, as
-/// `split_numbered` counts them.
-fn position(doc: &str, at: usize) -> (usize, usize) {
-    let before = doc.get(..at).unwrap_or(doc);
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    (line, before[line_start..].chars().count() + 1)
+impl<'d> Lines<'d> {
+    fn new(doc: &'d str) -> Lines<'d> {
+        let ends = doc.match_indices('\n').map(|(i, _)| i + 1);
+        Lines {
+            doc,
+            starts: std::iter::once(0).chain(ends).collect(),
+        }
+    }
+
+    fn region(&self, start: usize, end: usize) -> Region {
+        let (start_line, start_column) = self.position(start);
+        let (end_line, end_column) = self.position(end);
+        Region {
+            start_line,
+            start_column,
+            end_line,
+            end_column,
+        }
+    }
+
+    /// The 1-based line and column (in characters) of byte `at`.
+    fn position(&self, at: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= at).max(1);
+        let from = self.starts[line - 1];
+        let column = self.doc.get(from..at).map_or(0, |s| s.chars().count());
+        (line, column + 1)
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::libyaml::{Events, Kind, Style};
-use super::splice::{Entry, Node, Spans, Unspliceable};
+use super::splice::{unspliceable as declined, Entry, Node, Spans, Unspliceable};
 use super::{parse, ParseError};
 
 /// A document as read: its value, and where its nodes are in its text (or why the splicer
@@ -61,10 +61,6 @@ struct Open {
     node: Node,
     value: Value,
     key: Option<(String, usize, usize)>,
-}
-
-fn declined<T>(why: &str) -> Result<T, Unspliceable> {
-    Err(Unspliceable(why.to_string()))
 }
 
 fn one_pass(text: &str) -> Result<(Value, Node), Unspliceable> {

@@ -47,7 +47,7 @@ use serde_json::{Map, Value};
 #[error("{0}")]
 pub struct Unspliceable(pub String);
 
-fn unspliceable<T>(why: impl Into<String>) -> Result<T, Unspliceable> {
+pub(super) fn unspliceable<T>(why: impl Into<String>) -> Result<T, Unspliceable> {
     Err(Unspliceable(why.into()))
 }
 
@@ -182,9 +182,7 @@ impl Splicer {
         old: &Value,
         new: &Value,
     ) -> Result<String, Unspliceable> {
-        if text.contains("<<") {
-            return unspliceable("it uses merge keys");
-        }
+        // Merge keys, anchors, tags and the like left the text without spans (`reader.rs`).
         let root = spans.root()?;
         let doc = Doc::new(text, root);
         if matches!(

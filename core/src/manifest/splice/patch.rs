@@ -292,16 +292,14 @@ impl Splicer {
         doc: &Value,
         patches: &[(Option<usize>, Patch)],
     ) -> Result<Rope, Unspliceable> {
-        if text.contains("<<") {
-            return unspliceable("it uses merge keys");
-        }
+        // Merge keys, anchors, tags and the like left the text without spans (`reader.rs`).
+        let root = spans.root()?;
         if other_line_breaks(text) {
             return unspliceable("it breaks lines other than with LF or CRLF");
         }
         if explicit_keys(text) {
             return unspliceable("it has an explicit key (`? `)");
         }
-        let root = spans.root()?;
         let mut placed = Placed::default();
         for (item, patch) in patches {
             let prefix = item.map(|i| [Cow::Borrowed("items"), Cow::Owned(i.to_string())]);
