@@ -3,9 +3,10 @@
 //!
 //! `manifest`: the offline CLI on arbitrary bytes, `inject --manual` and `uninject`, as a
 //! user runs them. Every document reads with the one-pass reader (`manifest::read`) as with
-//! serde_yaml (`manifest::parse`): the same value, or the same error. No panic; an error leaves stdout empty; inject is idempotent (byte for
-//! byte); uninject(inject(x)) has the same values as uninject(x) (but for control-plane
-//! components, whose metadata uninject leaves alone).
+//! serde_yaml (`manifest::parse`): the same value, or the same error. No panic; an error
+//! leaves stdout empty; inject is idempotent (byte for byte); uninject(inject(x)) has the
+//! same values as uninject(x) (but for control-plane components, whose metadata uninject
+//! leaves alone).
 //!
 //! `admission`: AdmissionReview handling on arbitrary bytes, the webhook's decoding, the core
 //! with the webhook's origin, and the response encoding, as `POST /` runs them. No panic; a
